@@ -1,0 +1,92 @@
+"""Text formats: the progress line and the end-of-phase summary block.
+
+Pure string formatting; every number shown comes from `kerasbench._stats`
+through a `ThroughputResult` or `PhaseMeter.running_stats`. The formats follow
+the classic tools: ``alexnet_benchmark.py`` ("step N, duration = 0.131",
+"Forward-backward across 100 steps, 0.315 +/- 0.001 sec / batch") and
+``tf_cnn_benchmarks.py`` ("images/sec: 51.8 +/- 0.2 (jitter = 0.1)",
+"total images/sec: 51.66").
+"""
+
+from __future__ import annotations
+
+import math
+
+RULE = "-" * 64
+
+_PASS_NAMES = {"train": "Forward-backward"}
+
+
+def format_seconds(x, like=None):
+    """Formats seconds with at least three significant digits.
+
+    Three decimals as in alexnet_benchmark for steps of 0.1 s and longer,
+    more for shorter steps (0.00461, not 0.005). ``like`` formats ``x`` with
+    the decimals chosen for ``like``, so a mean and its spread line up.
+    """
+    ref = x if like is None else like
+    if ref is None or not math.isfinite(ref) or ref <= 0:
+        decimals = 3
+    else:
+        decimals = max(3, 2 - math.floor(math.log10(ref)))
+    return f"{x:.{decimals}f}"
+
+
+def _optional(x, fmt="{:.1f}"):
+    return "n/a" if x is None else fmt.format(x)
+
+
+def rate_text(unit, rate, sem, jitter):
+    """``images/sec: 51.8 +/- 0.2 (jitter = 0.1)``, as tf_cnn_benchmarks prints it."""
+    return f"{unit}/sec: {rate:.1f} +/- {_optional(sem)} (jitter = {_optional(jitter)})"
+
+
+def format_step_line(phase, step, step_time_s, running=None, unit="images"):
+    """One progress line.
+
+    Args:
+        phase: ``train``, ``validation``, ``evaluate`` or ``predict``.
+        step: Steps completed in the phase so far (1-based).
+        step_time_s: Duration of the latest step.
+        running: ``(rate, sem, jitter)`` over the measured steps so far, or
+            ``None`` while still in warmup.
+        unit: ``images`` or ``steps`` (when sample counts are unknown).
+
+    Returns:
+        e.g. ``train step 20, duration = 0.131 s, images/sec: 51.8 +/- 0.2 (jitter = 0.1)``.
+    """
+    head = f"{phase} step {step}, duration = {format_seconds(step_time_s)} s"
+    if running is None:
+        return head + " (warmup)"
+    return head + ", " + rate_text(unit, *running)
+
+
+def format_summary(result):
+    """The end-of-phase block for a `ThroughputResult`."""
+    r = result
+    unit = "images" if r.images_per_sec is not None else "steps"
+    if unit == "images":
+        rate, sem, jit = r.images_per_sec, r.images_per_sec_sem, r.images_per_sec_jitter
+        counted = f"{r.steps} steps, {r.samples} images"
+    else:
+        rate, sem, jit = r.steps_per_sec, r.steps_per_sec_sem, r.steps_per_sec_jitter
+        counted = f"{r.steps} steps"
+    mean = r.step_time_s
+    fs = lambda x: format_seconds(x, like=mean)  # noqa: E731
+    pass_name = _PASS_NAMES.get(r.phase, "Forward")
+    sd = "n/a" if r.step_time_sd_s is None else fs(r.step_time_sd_s)
+    lines = [
+        RULE,
+        f"kerasbench {r.phase}: {counted} in {r.time_s:.2f} s "
+        f"(warmup: {r.warmup_steps} steps, {r.warmup_time_s:.2f} s; "
+        f"first step {r.first_step_s:.3f} s)",
+        rate_text(unit, rate, sem, jit),
+        f"{pass_name} across {r.steps} steps, {fs(mean)} +/- {sd} sec / batch",
+        f"step time: p50 {fs(r.step_time_p50_s)}, p90 {fs(r.step_time_p90_s)}, "
+        f"p99 {fs(r.step_time_p99_s)}, min {fs(r.step_time_min_s)}, "
+        f"max {fs(r.step_time_max_s)} s"
+        + ("" if r.percentiles_exact else f" (from a sample of {len(r.step_times_s)} steps)"),
+    ]
+    lines += [f"note: {n}" for n in r.notes]
+    lines += [f"total {unit}/sec: {rate:.2f}", RULE]
+    return "\n".join(lines)
