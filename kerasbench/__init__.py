@@ -2,24 +2,48 @@
 
 ``import kerasbench`` is cheap: Keras and TensorFlow load on first use of a
 name that needs them.
+
+Example:
+
+```python
+import kerasbench
+
+cb = kerasbench.ThroughputCallback()          # on any model.fit / evaluate / predict
+result = kerasbench.reference("resnet50", batch_size=32, precision="bf16")
+print(kerasbench.DeviceReport.collect())
+```
 """
 
 from kerasbench._version import __version__
 
 __all__ = [
+    "BenchmarkResult",
+    "DeviceReport",
     "PhaseMeter",
     "StepStats",
     "ThroughputCallback",
     "ThroughputResult",
     "__version__",
+    "create_model",
+    "list_models",
+    "model_info",
+    "reference",
+    "register_model",
     "summarize",
 ]
 
 _LAZY = {
+    "BenchmarkResult": "kerasbench._results",
+    "DeviceReport": "kerasbench._device",
     "PhaseMeter": "kerasbench._meter",
     "StepStats": "kerasbench._stats",
     "ThroughputCallback": "kerasbench._callback",
     "ThroughputResult": "kerasbench._meter",
+    "create_model": "kerasbench._models",
+    "list_models": "kerasbench._models",
+    "model_info": "kerasbench._models",
+    "reference": "kerasbench._reference",
+    "register_model": "kerasbench._models",
     "summarize": "kerasbench._stats",
 }
 

@@ -19,7 +19,7 @@ import warnings
 import keras
 
 from kerasbench import _reporting
-from kerasbench._meter import DEFAULT_WARMUP_STEPS, PhaseMeter
+from kerasbench._meter import DEFAULT_WARMUP_STEPS, PENDING, PhaseMeter
 from kerasbench._stats import DEFAULT_CAPACITY, rate
 from kerasbench._tensorboard import ScalarLog
 
@@ -202,6 +202,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         st = self._phases.pop(name, None)
         if st is None:
             return
+        self._settle(st, boundary=True)
         if st.tb is not None:
             st.tb.close()
         if st.meter.first_step_s is None:
@@ -214,33 +215,80 @@ class ThroughputCallback(keras.callbacks.Callback):
     def _step_end(self, st, end_index, logs):
         t = time.perf_counter()
         k = self._steps_covered(st, end_index)
-        samples = self._samples(st, k, logs)
-        duration, measured = st.meter.step(t, k, samples)
-        step = self._global_steps.get(st.name, 0) + k
-        self._global_steps[st.name] = step
-        if st.tb is not None:
-            running = st.meter.running_rate() if measured else None
-            running = _NAN if running is None else running
-            known = st.meter.samples_known
-            st.tb.add(step, (
-                duration / k,
-                rate(samples, duration) if known else _NAN,
-                running if known else _NAN,
-                _NAN if known else running,
-            ))
-            if t - st.last_write >= _TB_WRITE_EVERY_S:
-                st.tb.write()
-                st.last_write = time.perf_counter()
+        meter = st.meter
+        log_due = meter.steps_done + k >= st.next_log
+        if st.read_count is not None:
+            # Reading the device counter costs more than everything else here,
+            # so after warmup it is read once per log window (see split_count),
+            # and for each of an epoch's last two steps when its length is known.
+            duration, measured = meter.step(t, k, PENDING)
+            if (log_due or not measured or meter.batch_size is None or meter.varying
+                    or st.spe > 1
+                    or (st.steps_per_epoch and end_index >= st.steps_per_epoch - 2)):
+                self._settle(st)
+        else:
+            samples = self._immediate_samples(st, k, logs)
+            duration, measured = meter.step(t, k, samples)
+            self._to_tensorboard(st, duration, k, samples,
+                                 meter.running_rate() if measured else None)
+        if st.tb is not None and t - st.last_write >= _TB_WRITE_EVERY_S:
+            st.tb.write()
+            st.last_write = time.perf_counter()
         st.progbar_open = True
-        if st.meter.steps_done >= st.next_log:
-            st.next_log = (st.meter.steps_done // self.log_every + 1) * self.log_every
+        if log_due:
+            st.next_log = (meter.steps_done // self.log_every + 1) * self.log_every
             if self.verbose == 1:
-                unit = "images" if st.meter.samples_known else "steps"
+                unit = "images" if meter.samples_known else "steps"
                 line = _reporting.format_step_line(
-                    st.name, st.meter.steps_done, duration / k,
-                    st.meter.running_stats() if measured else None, unit,
+                    st.name, meter.steps_done, duration / k,
+                    meter.running_stats() if measured else None, unit,
                 )
                 self._emit(line, st)
+
+    def _settle(self, st, boundary=False):
+        """Reads the sample counter and settles the phase's pending steps."""
+        if not st.meter.pending_steps:
+            return
+        samples = None
+        if st.read_count is not None:
+            count = st.read_count()
+            # A count below the previous one means the metric was reset.
+            delta = count - st.prev_count if count >= st.prev_count else count
+            st.prev_count = count
+            if delta > 0:
+                samples = int(round(delta))
+            else:
+                self._counts_unknown(st)
+        for duration, k, s, running in st.meter.settle(samples, boundary):
+            self._to_tensorboard(st, duration, k, s, running)
+
+    def _to_tensorboard(self, st, duration, k, samples, running):
+        step = self._global_steps.get(st.name, 0) + k
+        self._global_steps[st.name] = step
+        if st.tb is None:
+            return
+        running = _NAN if running is None else running
+        known = st.meter.samples_known
+        st.tb.add(step, (
+            duration / k,
+            rate(samples, duration) if known and samples is not None else _NAN,
+            running if known else _NAN,
+            _NAN if known else running,
+        ))
+
+    def _counts_unknown(self, st):
+        # The loss tracker is not updated by this model's steps.
+        st.read_count = None
+        if st.name in self._warned_unknown:
+            return
+        self._warned_unknown.add(st.name)
+        warnings.warn(
+            f"ThroughputCallback cannot count the samples of this model's "
+            f"{st.name} steps (its step function does not update the Keras loss "
+            f"tracker). Reporting steps/sec; pass `batch_size` to "
+            f"ThroughputCallback for images/sec.",
+            stacklevel=2,
+        )
 
     def _steps_covered(self, st, end_index):
         """Steps run since the batch-begin hook (several with steps_per_execution)."""
@@ -257,29 +305,11 @@ class ThroughputCallback(keras.callbacks.Callback):
             last = min(last, st.steps_per_epoch - 1)
         return max(1, last - st.begin_index + 1)
 
-    def _samples(self, st, k, logs):
+    def _immediate_samples(self, st, k, logs):
         if self.batch_size is not None:
             return self.batch_size * k
         if st.name == "predict":
             return _leading_dim((logs or {}).get("outputs"))
-        if st.read_count is None:
-            return None
-        count = st.read_count()
-        delta = count - st.prev_count if count >= st.prev_count else count
-        st.prev_count = count
-        if delta > 0:
-            return int(round(delta))
-        # The loss tracker is not updated by this model's steps.
-        st.read_count = None
-        if st.name not in self._warned_unknown:
-            self._warned_unknown.add(st.name)
-            warnings.warn(
-                f"ThroughputCallback cannot count the samples of this model's "
-                f"{st.name} steps (its step function does not update the Keras loss "
-                f"tracker). Reporting steps/sec; pass `batch_size` to "
-                f"ThroughputCallback for images/sec.",
-                stacklevel=2,
-            )
         return None
 
     def _emit(self, text, st=None):
@@ -321,6 +351,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         st = self._phases.get("train")
         if st is None:
             return
+        self._settle(st, boundary=True)
         st.meter.pause()
         st.progbar_open = False
         for phase in (st, self._phases.get("validation")):
@@ -334,6 +365,11 @@ class ThroughputCallback(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         if self._in_fit:
+            # Count the epoch's training samples before Keras resets the
+            # loss tracker for validation.
+            train = self._phases.get("train")
+            if train is not None:
+                self._settle(train, boundary=True)
             st = self._phases.get("validation")
             if st is None:
                 iterator = getattr(self.model, "_eval_epoch_iterator", None)
@@ -355,6 +391,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         if self._in_fit:
             st = self._phases.get("validation")
             if st is not None:
+                self._settle(st, boundary=True)
                 st.meter.pause()
                 st.progbar_open = False
         else:

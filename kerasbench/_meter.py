@@ -78,6 +78,52 @@ class ThroughputResult(StepStats):
         return cls(**kwargs)
 
 
+class _Pending:
+    def __repr__(self):
+        return "PENDING"
+
+
+#: Pass as ``samples`` to `PhaseMeter.step` when the count arrives later.
+PENDING = _Pending()
+
+
+def split_count(total, steps, batch_size, boundary):
+    """Shares a sample count among observations that were counted together.
+
+    Reading a device counter after every step costs more than the rest of
+    the callback, so after warmup the callback reads the cumulative sample
+    count once per window of steps and this function attributes it:
+
+    * every observation gets ``steps * batch_size``, when that adds up;
+    * at an epoch boundary, the last one gets the rest, when the rest is
+      between 1 and a full batch (a partial last batch: always the last step
+      of an epoch for arrays and datasets);
+    * otherwise batch sizes vary inside epochs and the count is shared in
+      proportion to steps (the total stays exact).
+
+    Args:
+        total: Samples processed by all the observations.
+        steps: Steps of each observation.
+        batch_size: Samples per full step, or ``None`` if not known yet.
+        boundary: Whether the observations end an epoch.
+
+    Returns:
+        ``(counts, exact)``: one int per observation, and False when the
+        proportional rule was needed.
+    """
+    if len(steps) == 1:
+        return [total], True
+    if batch_size is not None:
+        full = [k * batch_size for k in steps]
+        rest = total - sum(full[:-1])
+        if rest == full[-1] or (boundary and 0 < rest < full[-1]):
+            return [int(c) for c in full[:-1]] + [int(rest)], True
+    k_total = sum(steps)
+    counts = [total * k // k_total for k in steps]
+    counts[-1] += total - sum(counts)
+    return counts, False
+
+
 class PhaseMeter:
     """Measures one phase from clock readings passed in by the caller.
 
@@ -87,6 +133,9 @@ class PhaseMeter:
     is not counted. The first ``warmup_steps`` steps are kept apart; with
     ``steps_per_execution`` one observation covers several steps and warmup
     ends at the first observation that starts at or after ``warmup_steps``.
+
+    Sample counts can be given with each step, or left `PENDING` and given
+    for several steps at once with `settle` (see `split_count`).
 
     Args:
         phase: Name of the phase, used in results and messages.
@@ -115,8 +164,15 @@ class PhaseMeter:
         self.warmup_steps = effective_warmup(warmup_steps, total_steps)
         self.steps_done = 0
         self.first_step_s = None
+        #: Largest samples-per-step of an observation counted on its own.
+        self.batch_size = None
+        #: Whether batch sizes were seen to vary inside an epoch.
+        self.varying = False
         self._recorder = StepRecorder(capacity)
         self._warmup = []
+        self._pending = []
+        self._split_steps = 0
+        self._prev_per_step = None
         self._t_last = None
 
     def plan(self, total_steps):
@@ -125,9 +181,14 @@ class PhaseMeter:
             self.warmup_steps = effective_warmup(self.requested_warmup, total_steps)
 
     @property
-    def running(self):
-        """Whether a step interval is open (between `start` and `pause`)."""
-        return self._t_last is not None
+    def in_warmup(self):
+        """Whether the next step belongs to the warmup."""
+        return self.steps_done < self.warmup_steps
+
+    @property
+    def pending_steps(self):
+        """Steps recorded as `PENDING` and not yet settled."""
+        return sum(k for _, k, _ in self._pending)
 
     def start(self, t):
         """Opens a step interval at clock reading ``t`` unless one is open."""
@@ -135,8 +196,12 @@ class PhaseMeter:
             self._t_last = t
 
     def pause(self):
-        """Closes the interval: time until the next `start` is not counted."""
+        """Closes the interval: time until the next `start` is not counted.
+
+        Settle pending observations before: a pause marks an epoch boundary.
+        """
         self._t_last = None
+        self._prev_per_step = None
 
     def step(self, t, steps=1, samples=None):
         """Records the end of ``steps`` steps at clock reading ``t``.
@@ -144,7 +209,8 @@ class PhaseMeter:
         Args:
             t: Clock reading in seconds.
             steps: Steps completed since the previous reading.
-            samples: Samples they processed, or ``None`` when unknown.
+            samples: Samples they processed, ``None`` when unknown, or
+                `PENDING` when they will be given to `settle`.
 
         Returns:
             ``(duration_s, measured)``: the observation's duration, and
@@ -161,11 +227,60 @@ class PhaseMeter:
             self.first_step_s = duration
         in_warmup = self.steps_done < self.warmup_steps
         self.steps_done += steps
+        if samples is PENDING:
+            self._pending.append((duration, steps, in_warmup))
+        else:
+            self._commit(duration, steps, samples, in_warmup)
+        return duration, not in_warmup
+
+    def settle(self, samples, boundary=False):
+        """Gives the sample count of all `PENDING` observations.
+
+        Args:
+            samples: Samples they processed together, or ``None`` if unknown.
+            boundary: True when they end an epoch (the last may be partial).
+
+        Returns:
+            The settled observations as ``(duration_s, steps, samples,
+            running_rate)`` tuples, oldest first, where ``running_rate`` is
+            `running_rate` just after the observation (``None`` in warmup).
+        """
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        steps = [k for _, k, _ in pending]
+        if samples is None:
+            counts = [None] * len(steps)
+        else:
+            counts, exact = split_count(samples, steps, self.batch_size, boundary)
+            if len(steps) == 1:
+                self._learn_batch_size(steps[0], samples)
+            else:
+                self._prev_per_step = None
+                if not exact:
+                    self.varying = True
+                    self._split_steps += sum(steps)
+        settled = []
+        for (duration, k, in_warmup), s in zip(pending, counts):
+            self._commit(duration, k, s, in_warmup)
+            settled.append((duration, k, s, None if in_warmup else self._recorder.rate()))
+        return settled
+
+    def _learn_batch_size(self, steps, samples):
+        per_step = samples / steps
+        full = max(self.batch_size or 0, per_step)
+        # The previous observation of this epoch was not its last, so it
+        # should have been a full batch.
+        if self._prev_per_step is not None and self._prev_per_step != full:
+            self.varying = True
+        self.batch_size = full
+        self._prev_per_step = per_step
+
+    def _commit(self, duration, steps, samples, in_warmup):
         if in_warmup:
             self._warmup.append((duration, steps, samples))
         else:
             self._recorder.add(duration, steps, samples)
-        return duration, not in_warmup
 
     def running_rate(self):
         """Rate over the steps measured so far (see `StepRecorder.rate`)."""
@@ -192,6 +307,8 @@ class PhaseMeter:
         """
         if self.first_step_s is None:
             raise ValueError(f"{self.phase}: no steps were run, so there is nothing to report.")
+        if self._pending:
+            raise RuntimeError(f"{self.phase}: settle() the pending observations first.")
         notes = []
         recorder, warmup = self._recorder, self._warmup
         target = effective_warmup(self.requested_warmup, self.steps_done)
@@ -209,6 +326,13 @@ class PhaseMeter:
             notes.append(
                 "the statistics include the first step, whose time includes tracing "
                 "and compilation: run more steps for a steady-state figure"
+            )
+        if self._split_steps:
+            notes.append(
+                f"batch sizes varied inside epochs: the samples of {self._split_steps} "
+                "steps, counted together before this was seen, were shared in "
+                "proportion to steps (totals are exact; per-step speeds of those "
+                "steps are approximate)"
             )
         if not recorder.samples_known:
             notes.append(

@@ -32,6 +32,10 @@ def format_seconds(x, like=None):
     return f"{x:.{decimals}f}"
 
 
+def _plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _optional(x, fmt="{:.1f}"):
     return "n/a" if x is None else fmt.format(x)
 
@@ -67,10 +71,10 @@ def format_summary(result):
     unit = "images" if r.images_per_sec is not None else "steps"
     if unit == "images":
         rate, sem, jit = r.images_per_sec, r.images_per_sec_sem, r.images_per_sec_jitter
-        counted = f"{r.steps} steps, {r.samples} images"
+        counted = f"{_plural(r.steps, 'step')}, {_plural(r.samples, 'image')}"
     else:
         rate, sem, jit = r.steps_per_sec, r.steps_per_sec_sem, r.steps_per_sec_jitter
-        counted = f"{r.steps} steps"
+        counted = _plural(r.steps, "step")
     mean = r.step_time_s
     fs = lambda x: format_seconds(x, like=mean)  # noqa: E731
     pass_name = _PASS_NAMES.get(r.phase, "Forward")
@@ -78,15 +82,15 @@ def format_summary(result):
     lines = [
         RULE,
         f"kerasbench {r.phase}: {counted} in {r.time_s:.2f} s "
-        f"(warmup: {r.warmup_steps} steps, {r.warmup_time_s:.2f} s; "
+        f"(warmup: {_plural(r.warmup_steps, 'step')}, {r.warmup_time_s:.2f} s; "
         f"first step {r.first_step_s:.3f} s)",
         rate_text(unit, rate, sem, jit),
-        f"{pass_name} across {r.steps} steps, {fs(mean)} +/- {sd} sec / batch",
+        f"{pass_name} across {_plural(r.steps, 'step')}, {fs(mean)} +/- {sd} sec / batch",
         f"step time: p50 {fs(r.step_time_p50_s)}, p90 {fs(r.step_time_p90_s)}, "
         f"p99 {fs(r.step_time_p99_s)}, min {fs(r.step_time_min_s)}, "
         f"max {fs(r.step_time_max_s)} s"
         + ("" if r.percentiles_exact else f" (from a sample of {len(r.step_times_s)} steps)"),
     ]
     lines += [f"note: {n}" for n in r.notes]
-    lines += [f"total {unit}/sec: {rate:.2f}", RULE]
+    lines.append(f"total {unit}/sec: {rate:.2f}")
     return "\n".join(lines)

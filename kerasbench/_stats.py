@@ -53,6 +53,8 @@ def percentile(values, q):
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
         raise ValueError("`values` must not be empty. Received: values=[]")
+    # np.percentile, not np.median: the latter imports numpy.ma on first use,
+    # a 0.25 s pause that must not land inside a timed step.
     return float(np.percentile(x, q, method="linear"))
 
 
@@ -75,8 +77,8 @@ def jitter(values):
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
         raise ValueError("`values` must not be empty. Received: values=[]")
-    median = np.median(x)
-    return float(MAD_TO_SD * np.median(np.abs(x - median)))
+    median = percentile(x, 50)
+    return MAD_TO_SD * percentile(np.abs(x - median), 50)
 
 
 def rate(count, time_s):
@@ -344,6 +346,42 @@ class StepRecorder:
             step_time_max_s=self._step_time.max,
             percentiles_exact=self.observations <= self.capacity,
         )
+
+
+# Two-sided 95 % quantiles of Student's t distribution, by degrees of freedom.
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365,
+        8: 2.306, 9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160,
+        14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+        20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+
+
+def mean_confidence_interval(values):
+    """Mean and 95 % confidence half-width, ``t(0.975, n-1) * sd / sqrt(n)``.
+
+    For paired comparisons in the ``bench/`` scripts (e.g. the per-round
+    ratio of two timings). Degrees of freedom between table entries use the
+    next smaller entry (a slightly wider interval).
+
+    Args:
+        values: At least two numbers.
+
+    Returns:
+        ``(mean, half_width)``.
+
+    Raises:
+        ValueError: With fewer than two values.
+    """
+    values = list(values)
+    if len(values) < 2:
+        raise ValueError(
+            f"`values` must hold at least two numbers. Received: {len(values)}"
+        )
+    m = RunningMoments()
+    for v in values:
+        m.add(v)
+    df = len(values) - 1
+    t = _T95[max(k for k in _T95 if k <= df)]
+    return m.mean, t * standard_error(m.sd, m.n)
 
 
 def summarize(durations_s, samples=None, steps=None, capacity=DEFAULT_CAPACITY):

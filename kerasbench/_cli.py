@@ -1,0 +1,250 @@
+"""The ``kerasbench`` command: a thin layer over the library.
+
+Every subcommand parses its flags, calls one library function and prints what
+it returns. ``main(argv)`` returns the exit code: 0 on success, 1 when a run
+failed or a health check found a problem, 2 on bad input (one line on stderr).
+Set ``KERASBENCH_TRACEBACK=1`` to see the full traceback of an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from kerasbench._version import __version__
+
+PROG = "kerasbench"
+
+
+class _UsageError(Exception):
+    """Bad command-line input: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _quiet_tensorflow():
+    # TensorFlow's C++ start-up chatter goes to stderr; keep warnings and errors.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# ------------------------------------------------------------------- run
+
+
+def _add_run(sub):
+    from kerasbench._reference import DEFAULT_STEPS, MODES, OPTIMIZERS, PRECISIONS
+
+    p = sub.add_parser(
+        "run",
+        help="benchmark a reference model on synthetic data",
+        description=(
+            "Benchmark a reference model on synthetic images through model.fit "
+            "(--mode train) or model.predict (--mode inference), timed by "
+            "ThroughputCallback. Prints a line every 10 steps, a summary, and "
+            "ends with 'total images/sec: N'."
+        ),
+    )
+    p.add_argument("model", nargs="?", default="alexnet",
+                   help="registry name (default: alexnet; see 'kerasbench list')")
+    p.add_argument("--mode", choices=MODES, default="train",
+                   help="train: forward-backward with an optimizer (default); "
+                        "inference: forward only")
+    p.add_argument("--batch-size", type=_positive_int, default=32,
+                   help="images per step (default: 32)")
+    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
+                   help=f"measured steps after warmup (default: {DEFAULT_STEPS})")
+    p.add_argument("--warmup-steps", type=_non_negative_int, default=None,
+                   help="steps run first and left out of the figures "
+                        "(default: 10, or --steps if fewer)")
+    p.add_argument("--image-size", type=_positive_int, default=None,
+                   help="square input size in pixels (default: the model's own)")
+    p.add_argument("--num-classes", type=_positive_int, default=1000,
+                   help="output classes (default: 1000)")
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                   help="fp32 (default), fp16 (mixed_float16, loss scaling; GPU) "
+                        "or bf16 (mixed_bfloat16)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
+                   help="training optimizer: sgd (default), momentum (0.9) or adam")
+    p.add_argument("--device", default=None,
+                   help="cpu, gpu or gpu:N (default: the first GPU, else the CPU)")
+    p.add_argument("--xla", action="store_true",
+                   help="compile the step with XLA (jit_compile=True)")
+    p.add_argument("--data-format", choices=("channels_last", "channels_first"),
+                   default=None, help="image layout (channels_first on GPUs only)")
+    p.add_argument("--steps-per-execution", type=_positive_int, default=1,
+                   help="steps per compiled call (default: 1)")
+    p.add_argument("--log-dir", default=None,
+                   help="write TensorBoard scalars and the device report here")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    p.add_argument("--json", action="store_true",
+                   help="print the full result as JSON instead of progress lines")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the summary, not the per-step lines")
+    p.set_defaults(handler=_run)
+
+
+def _run(args):
+    _quiet_tensorflow()
+    from kerasbench._reference import reference
+
+    result = reference(
+        args.model, mode=args.mode, batch_size=args.batch_size, steps=args.steps,
+        warmup_steps=args.warmup_steps, image_size=args.image_size,
+        num_classes=args.num_classes, precision=args.precision,
+        optimizer=args.optimizer, device=args.device, jit_compile=args.xla,
+        data_format=args.data_format, steps_per_execution=args.steps_per_execution,
+        log_dir=args.log_dir, seed=args.seed,
+        verbose=0 if args.json else (2 if args.quiet else 1),
+    )
+    if args.json:
+        print(result.to_json(indent=2))
+    return 0
+
+
+# ------------------------------------------------------------------ list
+
+
+def _add_list(sub):
+    p = sub.add_parser("list", help="list the reference models",
+                       description="List the reference models, with image size and size.")
+    p.add_argument("pattern", nargs="?", default="*",
+                   help="shell-style wildcard, e.g. 'resnet*' (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_list)
+
+
+def _list(args):
+    import json
+
+    from kerasbench._models import list_models, model_info
+
+    infos = [model_info(name) for name in list_models(args.pattern)]
+    if args.json:
+        print(json.dumps([i.to_dict() for i in infos], indent=2))
+        return 0
+    if not infos:
+        print(f"no model matches {args.pattern!r}")
+        return 0
+    width = max(len(i.name) for i in infos)
+    print(f"{'model':<{width}}  {'image':>5}  {'min':>4}  {'params':>12}  description")
+    for i in infos:
+        print(f"{i.name:<{width}}  {i.image_size:>5}  {i.min_image_size:>4}  "
+              f"{i.params:>12,}  {i.description}")
+    return 0
+
+
+# ---------------------------------------------------------------- device
+
+
+def _add_device(sub):
+    p = sub.add_parser(
+        "device", help="describe this machine and check its devices",
+        description=("Describe the hardware and software that produce the numbers; with "
+                     "--check, test each device (correctness, TFLOP/s, copy bandwidth)."),
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--check", action="store_true",
+                   help="run the health check too (a few seconds); exit code 1 if a "
+                        "device is not OK")
+    p.set_defaults(handler=_device)
+
+
+def _device(args):
+    _quiet_tensorflow()
+    from kerasbench._device import DeviceReport
+
+    report = DeviceReport.collect()
+    health = report.check() if args.check else None
+    if args.json:
+        print(report.to_json(indent=2))
+    else:
+        print(report)
+        if health is not None:
+            print()
+            print(health)
+    return 0 if health is None or health.ok else 1
+
+
+# ------------------------------------------------------------------ main
+
+
+COMMANDS = (_add_run, _add_list, _add_device)
+
+
+def build_parser():
+    """The argument parser of the ``kerasbench`` command."""
+    parser = _Parser(
+        prog=PROG,
+        description=("kerasbench: how fast does my model train on this machine, and is "
+                     "my GPU working?"),
+        epilog="Run 'kerasbench COMMAND --help' for the flags of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"kerasbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv=None):
+    """Runs the command line; returns the exit code.
+
+    Args:
+        argv: Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        0 on success, 1 if a run or check failed, 2 on bad input.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return args.handler(args)
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return 2
+    except SystemExit as e:  # --help and --version
+        return e.code if isinstance(e.code, int) else 0
+    except (ValueError, TypeError) as e:
+        if os.environ.get("KERASBENCH_TRACEBACK"):
+            raise
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a failed run: one line, not a stack trace
+        if os.environ.get("KERASBENCH_TRACEBACK"):
+            raise
+        print(f"{PROG}: error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(error):
+    text = " ".join(str(error).split())
+    return text if len(text) <= 2000 else text[:1997] + "..."

@@ -1,0 +1,133 @@
+"""BenchmarkResult: one benchmark configuration, its figures and their provenance.
+
+Pure data (no Keras, no TensorFlow): results are written by `reference` and
+by sweeps, read back from JSON Lines files, and compared across machines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+#: Version of the result format; bumped when a field changes meaning.
+SCHEMA_VERSION = 1
+
+#: ``status`` values.
+STATUSES = ("ok", "oom", "error")
+
+#: ``source`` values: measured by kerasbench, or copied from a publication.
+SOURCES = ("measured", "published")
+
+
+@dataclasses.dataclass
+class BenchmarkResult:
+    """The outcome of one benchmark configuration.
+
+    Attributes:
+        model: Registry name (``"resnet50"``).
+        mode: ``"train"`` (forward-backward) or ``"inference"`` (forward).
+        batch_size: Samples per step.
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
+        device: Where it ran (``"cpu"``, ``"gpu:0"``), or the device a failed
+            run was meant for.
+        status: ``"ok"``, ``"oom"`` (out of memory) or ``"error"``.
+        error: What went wrong, when ``status`` is not ``"ok"``.
+        stats: The `ThroughputResult` figures as a dict (``images_per_sec``,
+            ``images_per_sec_sem``, ``step_time_p99_s``, ...); empty when the
+            run failed; only ``images_per_sec`` for published figures.
+        config: Every other setting of the run (steps, warmup, image size,
+            classes, optimizer, XLA, data format, steps per execution,
+            backend).
+        params: Parameter count of the model as built.
+        device_report: `DeviceReport.to_dict()` of the machine.
+        versions: Versions of kerasbench, keras, tensorflow, numpy, python.
+        machine: A label for the machine (host name unless given).
+        started_at: ISO 8601 UTC time the run started.
+        finished_at: ISO 8601 UTC time it ended.
+        source: ``"measured"``, or ``"published"`` for figures copied from
+            a publication (see ``reference``).
+        reference: For published figures, where they come from.
+        schema: Version of this format.
+    """
+
+    model: str
+    mode: str
+    batch_size: int
+    precision: str
+    device: str
+    status: str = "ok"
+    error: str | None = None
+    stats: dict = dataclasses.field(default_factory=dict)
+    config: dict = dataclasses.field(default_factory=dict)
+    params: int | None = None
+    device_report: dict | None = None
+    versions: dict = dataclasses.field(default_factory=dict)
+    machine: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    source: str = "measured"
+    reference: str | None = None
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def ok(self):
+        """Whether the run succeeded."""
+        return self.status == "ok"
+
+    @property
+    def images_per_sec(self):
+        """The headline figure, or ``None`` for a failed run."""
+        return self.stats.get("images_per_sec")
+
+    @property
+    def throughput(self):
+        """The statistics as a `ThroughputResult` (measured, successful runs)."""
+        from kerasbench._meter import ThroughputResult
+
+        return ThroughputResult.from_dict(self.stats)
+
+    @property
+    def key(self):
+        """What identifies a configuration across machines:
+        ``(model, mode, batch_size, precision)``."""
+        return (self.model, self.mode, self.batch_size, self.precision)
+
+    def to_dict(self):
+        """Returns a JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent=None):
+        """Returns the result as a JSON string (one line unless ``indent``)."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuilds a result from `to_dict` output.
+
+        Raises:
+            ValueError: If a required field is missing or a value is invalid.
+            TypeError: If ``d`` is not a dict.
+        """
+        if not isinstance(d, dict):
+            raise TypeError(f"A result must be a JSON object. Received: {type(d).__name__}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in d]
+        if missing:
+            raise ValueError(f"A result needs the fields {', '.join(missing)}. "
+                             f"Received fields: {', '.join(sorted(d)) or 'none'}")
+        result = cls(**{k: v for k, v in d.items() if k in fields})
+        if result.status not in STATUSES:
+            raise ValueError(f"`status` must be one of {', '.join(STATUSES)}. "
+                             f"Received: status={result.status!r}")
+        if result.source not in SOURCES:
+            raise ValueError(f"`source` must be one of {', '.join(SOURCES)}. "
+                             f"Received: source={result.source!r}")
+        return result
+
+    @classmethod
+    def from_json(cls, text):
+        """Parses one JSON object (see `from_dict`)."""
+        return cls.from_dict(json.loads(text))

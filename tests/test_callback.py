@@ -1,0 +1,492 @@
+"""ThroughputCallback on real Keras loops: counts, timing, phases, output."""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasbench import ThroughputCallback
+
+FEATURES = 4
+
+
+def tiny_model(steps_per_execution=1, run_eagerly=False):
+    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(3)])
+    model.compile("sgd", "mse", steps_per_execution=steps_per_execution,
+                  run_eagerly=run_eagerly)
+    return model
+
+
+def data(n):
+    rng = np.random.default_rng(0)
+    return (rng.random((n, FEATURES), dtype=np.float32),
+            rng.random((n, 3), dtype=np.float32))
+
+
+def quiet(**kwargs):
+    kwargs.setdefault("verbose", 0)
+    kwargs.setdefault("warmup_steps", 0)
+    return ThroughputCallback(**kwargs)
+
+
+def observations(cb, phase):
+    """(steps, samples) per measured observation, read from the meter."""
+    return [(k, s) for _, k, s in cb._last_records[phase]]
+
+
+@pytest.fixture(autouse=True)
+def keep_records(monkeypatch):
+    """Keep each phase's raw observations so tests can check per-step counts."""
+    from kerasbench import _callback
+
+    original = _callback.ThroughputCallback._end
+
+    def _end(self, name):
+        st = self._phases.get(name)
+        if st is not None:
+            if not hasattr(self, "_last_records"):
+                self._last_records = {}
+            self._last_records[name] = st.meter._warmup + st.meter._recorder.records()
+        original(self, name)
+
+    monkeypatch.setattr(_callback.ThroughputCallback, "_end", _end)
+
+
+# ------------------------------------------------------------ sample counts
+
+
+def test_arrays_with_partial_last_batch():
+    x, y = data(10)
+    cb = quiet()
+    tiny_model().fit(x, y, batch_size=4, epochs=2, callbacks=[cb], verbose=0)
+    assert observations(cb, "train") == [(1, 4), (1, 4), (1, 2)] * 2
+    assert cb.result.samples == 20 and cb.result.steps == 6
+
+
+def test_warmup_is_excluded_from_counts():
+    x, y = data(10)
+    cb = quiet(warmup_steps=1)
+    tiny_model().fit(x, y, batch_size=4, epochs=2, callbacks=[cb], verbose=0)
+    r = cb.result
+    assert (r.warmup_steps, r.steps, r.samples) == (1, 5, 16)
+    assert len(r.step_times_s) == 5
+
+
+def test_tf_data_known_length():
+    x, y = data(10)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(3)
+    cb = quiet()
+    tiny_model().fit(ds, epochs=1, callbacks=[cb], verbose=0)
+    assert observations(cb, "train") == [(1, 3), (1, 3), (1, 3), (1, 1)]
+
+
+def test_tf_data_unknown_length():
+    x, y = data(10)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(4)
+    assert ds.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    cb = quiet()
+    tiny_model().fit(ds, epochs=2, callbacks=[cb], verbose=0)
+    assert observations(cb, "train") == [(1, 4), (1, 4), (1, 2)] * 2
+
+
+class VaryingBatches(keras.utils.PyDataset):
+    SIZES = (5, 2, 7, 1)
+
+    def __len__(self):
+        return len(self.SIZES)
+
+    def __getitem__(self, i):
+        return data(self.SIZES[i])
+
+
+def test_py_dataset_with_varying_batch_sizes():
+    cb = quiet(warmup_steps=2)
+    tiny_model().fit(VaryingBatches(), epochs=2, shuffle=False, callbacks=[cb], verbose=0)
+    assert observations(cb, "train") == [(1, n) for n in VaryingBatches.SIZES] * 2
+    assert cb.result.samples == 30 - 5 - 2
+    assert cb.result.notes == ()
+
+
+def test_varying_sizes_without_warmup_keep_totals_and_say_so():
+    # Without warmup steps to learn from, the first window is counted as a
+    # whole: the total stays exact, the split is approximate, and a note says so.
+    cb = quiet(warmup_steps=0)
+    tiny_model().fit(VaryingBatches(), epochs=2, shuffle=False, callbacks=[cb], verbose=0)
+    assert cb.result.samples == 30
+    assert sum(s for _, s in observations(cb, "train")) == 30
+    assert observations(cb, "train")[4:] == [(1, n) for n in VaryingBatches.SIZES]
+    assert any("batch sizes varied inside epochs" in n for n in cb.result.notes)
+
+
+def test_python_generator():
+    def gen():
+        while True:
+            for n in (3, 6, 2):
+                yield data(n)
+
+    cb = quiet(warmup_steps=2)
+    tiny_model().fit(gen(), steps_per_epoch=6, epochs=1, callbacks=[cb], verbose=0)
+    assert observations(cb, "train") == [(1, n) for n in (3, 6, 2, 3, 6, 2)]
+
+
+def test_batch_size_argument_overrides_inference():
+    x, y = data(8)
+    cb = quiet(batch_size=100)
+    tiny_model().fit(x, y, batch_size=4, epochs=1, callbacks=[cb], verbose=0)
+    assert cb.result.samples == 200
+
+
+@pytest.mark.parametrize("spe", [2, 4])
+def test_steps_per_execution_known_length(spe):
+    # 10 samples in batches of 1: executions of `spe` steps, the last shorter.
+    x, y = data(10)
+    cb = quiet()
+    model = tiny_model(steps_per_execution=spe)
+    model.fit(x, y, batch_size=1, epochs=2, callbacks=[cb], verbose=0)
+    expected = [(min(spe, 10 - i), min(spe, 10 - i)) for i in range(0, 10, spe)]
+    assert observations(cb, "train") == expected * 2
+    assert cb.result.steps == 20 and cb.result.samples == 20
+
+
+def test_steps_per_execution_unknown_length():
+    x, y = data(10)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).filter(lambda a, b: True).batch(1)
+    cb = quiet()
+    tiny_model(steps_per_execution=4).fit(ds, epochs=1, callbacks=[cb], verbose=0)
+    assert observations(cb, "train") == [(4, 4), (4, 4), (2, 2)]
+
+
+def test_evaluate_and_predict_count_exactly():
+    x, y = data(11)
+    cb = quiet()
+    model = tiny_model(steps_per_execution=3)
+    model.evaluate(x, y, batch_size=2, callbacks=[cb], verbose=0)
+    model.predict(x, batch_size=2, callbacks=[cb], verbose=0)
+    # Six batches (2, 2, 2, 2, 2, 1) in executions of three steps.
+    assert observations(cb, "evaluate") == [(3, 6), (3, 5)]
+    assert observations(cb, "predict") == [(3, 6), (3, 5)]
+    assert cb.results["evaluate"].samples == cb.results["predict"].samples == 11
+    assert cb.result is None  # no fit yet
+
+
+class OwnTrainStep(keras.Model):
+    """A custom train_step that never touches Keras' loss tracker."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, data):
+        x, y = data
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean((self(x) - y) ** 2)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return {"my_loss": loss}
+
+
+def test_unknown_counts_warn_once_and_report_steps_per_sec():
+    model = OwnTrainStep()
+    model.compile("sgd")
+    x, y = data(12)
+    cb = quiet()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=4, epochs=2, callbacks=[cb], verbose=0)
+    ours = [w for w in caught if "cannot count the samples" in str(w.message)]
+    assert len(ours) == 1
+    assert cb.result.samples is None and cb.result.images_per_sec is None
+    assert cb.result.steps == 6 and cb.result.steps_per_sec > 0
+    assert any("steps/sec" in n for n in cb.result.notes)
+
+
+MIRRORED = textwrap.dedent(
+    """
+    import os, json
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras, numpy as np
+    from kerasbench import ThroughputCallback
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        model.compile("sgd", "mse")
+    x, y = np.ones((22, 4), "float32"), np.ones((22, 3), "float32")
+    cb = ThroughputCallback(warmup_steps=0, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=1, callbacks=[cb], verbose=0)
+    model.predict(x, batch_size=8, callbacks=[cb], verbose=0)
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync,
+                      "train": [cb.result.steps, cb.result.samples],
+                      "predict": [cb.results["predict"].steps, cb.results["predict"].samples]}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_counts_global_samples():
+    out = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import json
+
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["replicas"] == 2
+    # 22 samples in global batches of 8: 8, 8, 6, split over two replicas.
+    assert got["train"] == [3, 22]
+    assert got["predict"] == [3, 22]
+
+
+# ------------------------------------------------------------------- timing
+
+
+class Sleep(keras.layers.Layer):
+    def __init__(self, seconds, **kwargs):
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    def call(self, x):
+        time.sleep(self.seconds)
+        return x
+
+
+class Clock(keras.callbacks.Callback):
+    """Independent clock readings, placed before the callback under test."""
+
+    def __init__(self, sleep_in_validation=0.0, sleep_at_epoch_end=0.0):
+        super().__init__()
+        self.train_begins, self.train_ends = [], []
+        self.sleep_in_validation = sleep_in_validation
+        self.sleep_at_epoch_end = sleep_at_epoch_end
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.train_begins.append(time.perf_counter())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.train_ends.append(time.perf_counter())
+
+    def on_test_batch_end(self, batch, logs=None):
+        time.sleep(self.sleep_in_validation)
+
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(self.sleep_at_epoch_end)
+
+
+def sleepy_model(seconds):
+    model = keras.Sequential([keras.Input((FEATURES,)), Sleep(seconds), keras.layers.Dense(3)])
+    model.compile("sgd", "mse", run_eagerly=True)
+    return model
+
+
+def test_durations_add_up_to_the_wall_time_of_the_steps():
+    x, y = data(12)
+    clock, cb = Clock(), quiet()
+    sleepy_model(0.02).fit(x, y, batch_size=2, epochs=1, callbacks=[clock, cb], verbose=0)
+    r = cb.result
+    wall = clock.train_ends[-1] - clock.train_begins[0]
+    assert r.time_s + r.warmup_time_s == pytest.approx(wall, abs=0.005)
+    # The same figure from the independent clock: 12 images over that span.
+    assert r.images_per_sec == pytest.approx(12 / wall, rel=0.02)
+    # Every step sleeps 20 ms: 2 images per >= 20 ms, so at most 100 images/sec.
+    assert r.images_per_sec <= 100
+    assert r.step_time_min_s >= 0.02
+
+
+def test_validation_and_epoch_gaps_do_not_leak_into_training_time():
+    x, y = data(8)
+    clock = Clock(sleep_in_validation=0.3, sleep_at_epoch_end=0.3)
+    cb = quiet()
+    sleepy_model(0.01).fit(x, y, batch_size=2, epochs=2, validation_data=(x[:4], y[:4]),
+                           callbacks=[clock, cb], verbose=0)
+    train, val = cb.results["train"], cb.results["validation"]
+    assert train.steps == 8 and max(train.step_times_s) < 0.25
+    assert train.time_s < 0.25 * 8
+    # The sleeps inside validation steps count there, not in training.
+    assert val.steps == 4 and min(val.step_times_s) >= 0.3
+
+
+def test_one_instance_serves_several_fits():
+    x, y = data(8)
+    cb = quiet()
+    model = tiny_model()
+    model.fit(x, y, batch_size=2, epochs=2, callbacks=[cb], verbose=0)
+    first = cb.result
+    model.fit(x, y, batch_size=4, epochs=1, callbacks=[cb], verbose=0)
+    assert first.steps == 8
+    assert cb.result.steps == 2 and cb.result.samples == 8
+
+
+def test_default_warmup_and_short_run_note():
+    x, y = data(40)
+    cb = ThroughputCallback(verbose=0)
+    tiny_model().fit(x, y, batch_size=2, epochs=1, callbacks=[cb], verbose=0)
+    assert cb.result.warmup_steps == 10 and cb.result.steps == 10
+    cb = ThroughputCallback(verbose=0)
+    tiny_model().fit(x[:6], y[:6], batch_size=2, epochs=1, callbacks=[cb], verbose=0)
+    assert cb.result.warmup_steps == 1 and cb.result.steps == 2
+    assert "warmup shortened from 10 to 1" in cb.result.notes[0]
+
+
+# ------------------------------------------------------------------- stdout
+
+
+def test_progress_lines_and_summary(capsys):
+    x, y = data(24)
+    cb = ThroughputCallback(warmup_steps=2, log_every=4)
+    tiny_model().fit(x, y, batch_size=2, epochs=1, callbacks=[cb], verbose=0)
+    out = capsys.readouterr().out
+    steps = re.findall(r"^train step (\d+), duration = [0-9.]+ s", out, re.M)
+    assert steps == ["4", "8", "12"]
+    assert re.search(r"^train step 4, duration = [0-9.]+ s, images/sec: [0-9.]+ "
+                     r"\+/- [0-9.]+ \(jitter = [0-9.]+\)$", out, re.M)
+    r = cb.result
+    assert f"kerasbench train: {r.steps} steps, {r.samples} images" in out
+    assert f"total images/sec: {r.images_per_sec:.2f}" in out
+    assert re.search(r"^Forward-backward across 10 steps, [0-9.]+ \+/- [0-9.]+ sec / batch$",
+                     out, re.M)
+    assert "step time: p50" in out
+
+
+def test_warmup_lines_say_so(capsys):
+    x, y = data(8)
+    cb = ThroughputCallback(warmup_steps=2, log_every=1)
+    tiny_model().fit(x, y, batch_size=2, epochs=1, callbacks=[cb], verbose=0)
+    out = capsys.readouterr().out
+    assert re.search(r"^train step 1, duration = [0-9.]+ s \(warmup\)$", out, re.M)
+    assert re.search(r"^train step 3, duration = [0-9.]+ s, images/sec", out, re.M)
+
+
+def test_verbose_levels(capsys):
+    x, y = data(8)
+    tiny_model().fit(x, y, batch_size=2, callbacks=[ThroughputCallback(verbose=0)], verbose=0)
+    assert capsys.readouterr().out == ""
+    tiny_model().fit(x, y, batch_size=2, callbacks=[ThroughputCallback(verbose=2, log_every=1)],
+                     verbose=0)
+    out = capsys.readouterr().out
+    assert "train step" not in out and "total images/sec" in out
+
+
+def test_lines_do_not_run_into_keras_progress_bar(capsys):
+    x, y = data(40)
+    cb = ThroughputCallback(warmup_steps=1, log_every=2)
+    model = sleepy_model(0.06)  # slower than the bar's 0.05 s redraw interval
+    model.fit(x, y, batch_size=4, epochs=1, callbacks=[cb], verbose=1)
+    out = capsys.readouterr().out
+    ours = [line for line in out.split("\n") if "train step" in line]
+    assert len(ours) == 5
+    for line in ours:
+        # Each of our lines starts a line of its own: nothing of the bar before it.
+        assert re.match(r"^(\r\x1b\[K)?train step \d+", line), repr(line)
+
+
+# -------------------------------------------------------------- TensorBoard
+
+
+def read_scalars(path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(path, size_guidance={"tensors": 0})
+    acc.Reload()
+    return {
+        tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
+        for tag in acc.Tags()["tensors"]
+        if acc.SummaryMetadata(tag).plugin_data.plugin_name == "scalars"
+    }
+
+
+def test_tensorboard_scalars_match_the_result(tmp_path):
+    x, y = data(10)
+    cb = quiet(warmup_steps=2, log_dir=str(tmp_path))
+    model = tiny_model()
+    model.fit(x, y, batch_size=2, epochs=2, validation_data=(x, y), callbacks=[cb], verbose=0)
+    s = read_scalars(str(tmp_path / "train"))
+    assert set(s) == {"kerasbench/step_time_s", "kerasbench/step_images_per_sec",
+                      "kerasbench/images_per_sec"}
+    r = cb.result
+    assert [step for step, _ in s["kerasbench/step_time_s"]] == list(range(1, 11))
+    # Per-step values are the durations the statistics used (float32 in the file).
+    measured = [v for _, v in s["kerasbench/step_time_s"]][2:]
+    assert measured == pytest.approx(list(r.step_times_s), rel=1e-6)
+    per_step = [v for _, v in s["kerasbench/step_images_per_sec"]][2:]
+    assert per_step == pytest.approx([2 / t for t in r.step_times_s], rel=1e-6)
+    running = s["kerasbench/images_per_sec"]
+    assert [step for step, _ in running] == list(range(3, 11))
+    assert running[-1][1] == pytest.approx(r.images_per_sec, rel=1e-6)
+    val = read_scalars(str(tmp_path / "validation"))
+    assert [step for step, _ in val["kerasbench/step_time_s"]] == list(range(1, 11))
+
+
+def test_tensorboard_global_step_across_fits_and_steps_per_execution(tmp_path):
+    x, y = data(10)
+    cb = quiet(log_dir=str(tmp_path))
+    model = tiny_model(steps_per_execution=4)
+    model.fit(x, y, batch_size=1, epochs=1, callbacks=[cb], verbose=0)
+    model.fit(x, y, batch_size=1, epochs=1, callbacks=[cb], verbose=0)
+    steps = [step for step, _ in read_scalars(str(tmp_path / "train"))["kerasbench/step_time_s"]]
+    assert steps == [4, 8, 10, 14, 18, 20]
+
+
+def test_tensorboard_side_by_side_with_keras(tmp_path):
+    x, y = data(8)
+    cb = quiet(log_dir=str(tmp_path))
+    tiny_model().fit(x, y, batch_size=2, epochs=2, verbose=0,
+                     callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path)), cb])
+    s = read_scalars(str(tmp_path / "train"))
+    assert "epoch_loss" in s and "kerasbench/step_time_s" in s
+    assert len(os.listdir(tmp_path / "train")) == 2  # one event file each
+
+
+def test_no_event_file_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "tb"
+    cb = quiet(log_dir=str(target))
+    assert not target.exists()  # constructing writes nothing
+    x, y = data(4)
+    tiny_model().fit(x, y, batch_size=2, callbacks=[quiet()], verbose=0)
+    assert os.listdir(tmp_path) == []  # no log_dir: no files anywhere
+    tiny_model().fit(x, y, batch_size=2, callbacks=[cb], verbose=0)
+    assert len(os.listdir(target / "train")) == 1
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"batch_size": 0}, ValueError,
+         "`batch_size` must be a positive integer or None. Received: batch_size=0"),
+        ({"batch_size": 2.5}, ValueError, "Received: batch_size=2.5"),
+        ({"warmup_steps": -1}, ValueError,
+         "`warmup_steps` must be a non-negative integer. Received: warmup_steps=-1"),
+        ({"warmup_steps": 1.5}, ValueError, "Received: warmup_steps=1.5"),
+        ({"log_every": 0}, ValueError, "`log_every` must be a positive integer. Received: log_every=0"),
+        ({"log_every": "10"}, ValueError, "Received: log_every='10'"),
+        ({"verbose": 3}, ValueError, "`verbose` must be 0, 1 or 2. Received: verbose=3"),
+        ({"max_recorded_steps": 0}, ValueError, "Received: max_recorded_steps=0"),
+        ({"log_dir": 5}, TypeError, "`log_dir` must be a path"),
+        ({"log_every_n": 5}, TypeError, "Did you mean `log_every`?"),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        ThroughputCallback(**kwargs)
+
+
+def test_log_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(ValueError, match="is an existing file. Received: log_dir="):
+        ThroughputCallback(log_dir=str(f))

@@ -1,0 +1,213 @@
+"""PhaseMeter with a fake clock: warmup, first step, pauses, several steps per call."""
+
+import pytest
+
+from kerasbench._meter import (
+    PENDING,
+    PhaseMeter,
+    ThroughputResult,
+    effective_warmup,
+    split_count,
+)
+
+
+def run(meter, times, samples=32, steps=1, start=0.0):
+    meter.start(start)
+    for t in times:
+        meter.step(t, steps, samples)
+    return meter
+
+
+def test_warmup_and_first_step_are_kept_apart():
+    # Step ends at 3.0 (compile), 3.5, 4.0, 4.25, 4.5.
+    meter = run(PhaseMeter("train", warmup_steps=2), [3.0, 3.5, 4.0, 4.25, 4.5])
+    r = meter.result()
+    assert r.first_step_s == pytest.approx(3.0)
+    assert r.warmup_steps == 2 and r.warmup_time_s == pytest.approx(3.5)
+    assert r.steps == 3 and r.samples == 96
+    assert r.step_times_s == pytest.approx((0.5, 0.25, 0.25))
+    assert r.images_per_sec == pytest.approx(96 / 1.0)
+    assert r.notes == ()
+
+
+def test_step_returns_duration_and_whether_measured():
+    meter = PhaseMeter("train", warmup_steps=1)
+    meter.start(10.0)
+    assert meter.step(12.0, 1, 8) == (pytest.approx(2.0), False)
+    assert meter.step(12.5, 1, 8) == (pytest.approx(0.5), True)
+
+
+def test_time_between_pause_and_start_is_not_counted():
+    meter = PhaseMeter("train", warmup_steps=0)
+    run(meter, [1.0, 2.0])
+    meter.pause()  # epoch end; validation runs from 2.0 to 100.0
+    meter.start(100.0)
+    meter.step(101.0, 1, 32)
+    meter.start(150.0)  # ignored: an interval is already open
+    meter.step(102.0, 1, 32)
+    r = meter.result()
+    assert r.step_times_s == pytest.approx((1.0, 1.0, 1.0, 1.0))
+    assert r.time_s == pytest.approx(4.0)
+
+
+def test_step_without_start_is_a_programming_error():
+    with pytest.raises(RuntimeError, match="before start"):
+        PhaseMeter("train").step(1.0)
+
+
+def test_warmup_with_several_steps_per_observation():
+    # steps_per_execution=4, warmup 10: observations cover 0-3, 4-7, 8-11, ...;
+    # the third starts before step 10, so 12 steps are warmup.
+    meter = run(PhaseMeter("train", warmup_steps=10), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                samples=64, steps=4)
+    r = meter.result()
+    assert r.warmup_steps == 12
+    assert r.steps == 12 and r.samples == 192
+    assert r.step_time_s == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    "requested,total,expected",
+    [(10, None, 10), (10, 100, 10), (10, 20, 10), (10, 19, 9), (10, 3, 1), (10, 1, 0), (0, 50, 0)],
+)
+def test_effective_warmup(requested, total, expected):
+    assert effective_warmup(requested, total) == expected
+
+
+def test_known_short_phase_plans_a_shorter_warmup():
+    meter = PhaseMeter("predict", warmup_steps=10, total_steps=6)
+    assert meter.warmup_steps == 3
+    run(meter, [1, 2, 3, 4, 5, 6])
+    r = meter.result()
+    assert r.warmup_steps == 3 and r.steps == 3
+    assert "warmup shortened from 10 to 3 steps" in r.notes[0]
+
+
+def test_unknown_length_short_phase_is_resplit_at_the_end():
+    meter = PhaseMeter("train", warmup_steps=10)
+    run(meter, [2.0, 2.5, 3.0, 3.5])  # all four are warmup while running
+    assert meter.running_stats() is None
+    r = meter.result()
+    assert r.warmup_steps == 2 and r.steps == 2
+    assert r.step_times_s == pytest.approx((0.5, 0.5))
+    assert any("shortened from 10 to 2" in n for n in r.notes)
+
+
+def test_plan_is_ignored_after_the_first_step():
+    meter = PhaseMeter("train", warmup_steps=10)
+    run(meter, [1.0])
+    meter.plan(4)
+    assert meter.warmup_steps == 10
+
+
+def test_single_step_phase_is_measured_with_a_note():
+    r = run(PhaseMeter("evaluate", warmup_steps=10), [2.0]).result()
+    assert r.steps == 1 and r.warmup_steps == 0
+    assert r.images_per_sec == pytest.approx(16.0)
+    assert any("include the first step" in n for n in r.notes)
+
+
+def test_no_steps_is_a_clear_error():
+    with pytest.raises(ValueError, match="no steps were run"):
+        PhaseMeter("predict").result()
+
+
+def test_unknown_samples_are_reported_as_steps():
+    r = run(PhaseMeter("train", warmup_steps=1), [1.0, 1.5, 2.0], samples=None).result()
+    assert r.images_per_sec is None and r.samples is None
+    assert r.steps_per_sec == pytest.approx(2.0)
+    assert any("steps/sec" in n for n in r.notes)
+
+
+def test_running_figures_match_the_final_result():
+    meter = run(PhaseMeter("train", warmup_steps=1), [1.0, 1.5, 1.75, 2.5])
+    rate, sem, jit = meter.running_stats()
+    r = meter.result()
+    assert meter.running_rate() == rate == pytest.approx(r.images_per_sec)
+    assert sem == pytest.approx(r.images_per_sec_sem)
+    assert jit == pytest.approx(r.images_per_sec_jitter)
+
+
+def test_result_round_trips_through_a_dict():
+    r = run(PhaseMeter("train", warmup_steps=1), [1.0, 1.5, 1.75]).result()
+    d = r.to_dict()
+    assert d["phase"] == "train" and isinstance(d["step_times_s"], list)
+    assert ThroughputResult.from_dict(d) == r
+
+
+# -------------------------------------------------- counts settled together
+
+
+@pytest.mark.parametrize(
+    "total,steps,batch,boundary,expected",
+    [
+        (96, [1, 1, 1], 32, False, ([32, 32, 32], True)),
+        (80, [1, 1, 1], 32, True, ([32, 32, 16], True)),   # partial last batch
+        (80, [1, 1, 1], 32, False, ([26, 26, 28], False)),  # mid-epoch: sizes vary
+        (130, [1, 1, 1], 32, True, ([43, 43, 44], False)),  # more than full batches
+        (40, [4, 1], 8, True, ([32, 8], True)),            # several steps each
+        (7, [1], None, False, ([7], True)),
+        (9, [2, 1], None, False, ([6, 3], False)),
+    ],
+)
+def test_split_count(total, steps, batch, boundary, expected):
+    assert split_count(total, steps, batch, boundary) == expected
+
+
+def test_settle_attributes_pending_steps():
+    meter = PhaseMeter("train", warmup_steps=1)
+    meter.start(0.0)
+    meter.step(1.0, 1, PENDING)
+    assert meter.settle(32) == [(1.0, 1, 32, None)]  # warmup: no running rate
+    assert meter.batch_size == 32
+    for t in (1.5, 2.0, 2.25):
+        meter.step(t, 1, PENDING)
+    assert meter.pending_steps == 3
+    settled = meter.settle(80, boundary=True)
+    assert [s for _, _, s, _ in settled] == [32, 32, 16]
+    assert settled[-1][3] == pytest.approx(80 / 1.25)  # running images/sec
+    assert not meter.varying
+    r = meter.result()
+    assert r.samples == 80 and r.notes == ()
+
+
+def test_settle_detects_varying_sizes():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(0.0)
+    meter.step(1.0, 1, PENDING)
+    meter.settle(5)
+    meter.step(2.0, 1, PENDING)
+    meter.settle(2)  # not the epoch's last (another step follows) ...
+    assert not meter.varying
+    meter.step(3.0, 1, PENDING)
+    meter.settle(7)  # ... so the 2 above was not a full batch
+    assert meter.varying
+
+
+def test_a_pause_forgives_a_partial_last_batch():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(0.0)
+    for t, s in ((1.0, 4), (2.0, 4), (3.0, 2)):
+        meter.step(t, 1, PENDING)
+        meter.settle(s)
+    meter.pause()
+    meter.start(10.0)
+    meter.step(11.0, 1, PENDING)
+    meter.settle(4)
+    assert not meter.varying and meter.batch_size == 4
+
+
+def test_unknown_settled_counts():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(0.0)
+    meter.step(1.0, 1, PENDING)
+    meter.settle(None)
+    assert meter.result().samples is None
+
+
+def test_result_refuses_unsettled_steps():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(0.0)
+    meter.step(1.0, 1, PENDING)
+    with pytest.raises(RuntimeError, match="settle"):
+        meter.result()

@@ -1,0 +1,152 @@
+"""reference(): every registry model through model.fit/predict, and its errors."""
+
+import json
+import re
+
+import keras
+import pytest
+
+import kerasbench
+from kerasbench import BenchmarkResult, list_models, model_info, reference
+
+HEAVY = {"nasnetlarge", "nasnet", "resnet101", "resnet152", "densenet121", "inception3"}
+
+
+@pytest.fixture(scope="module")
+def report():
+    return kerasbench.DeviceReport.collect()
+
+
+def tiny_size(name):
+    return max(model_info(name).min_image_size, 32)
+
+
+def run(name, report, **kwargs):
+    kwargs.setdefault("batch_size", 2)
+    kwargs.setdefault("steps", 2)
+    kwargs.setdefault("warmup_steps", 1)
+    kwargs.setdefault("image_size", tiny_size(name))
+    kwargs.setdefault("num_classes", 5)
+    kwargs.setdefault("verbose", 0)
+    return reference(name, device_report=report, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in list_models()]
+)
+def test_every_model_trains_through_reference(name, report):
+    r = run(name, report)
+    assert r.ok and r.model == name and r.device == "cpu" and r.mode == "train"
+    assert r.stats["steps"] == 2 and r.stats["samples"] == 4
+    assert r.stats["warmup_steps"] == 1
+    assert r.images_per_sec > 0
+    size = tiny_size(name)
+    built = kerasbench.create_model(name, image_size=size, num_classes=5)
+    assert r.params == built.count_params()  # the synthetic images are not counted
+
+
+@pytest.mark.parametrize("name", ["alexnet", "lenet", "mobilenet_v2"])
+def test_inference_mode(name, report):
+    r = run(name, report, mode="inference", steps=3)
+    assert r.mode == "inference" and r.config["optimizer"] is None
+    assert r.stats["phase"] == "predict"
+    assert r.stats["steps"] == 3 and r.stats["samples"] == 6
+
+
+def test_result_holds_everything_and_round_trips(report):
+    r = run("lenet", report, steps=3, seed=7)
+    d = json.loads(r.to_json())
+    assert d["config"]["steps"] == 3 and d["config"]["seed"] == 7
+    assert d["config"]["backend"] == "tensorflow" and d["config"]["synthetic_data"] is True
+    assert d["versions"]["keras"] == keras.__version__
+    assert d["device_report"]["host"] == report.to_dict()["host"]
+    assert d["started_at"] <= d["finished_at"]
+    assert BenchmarkResult.from_dict(d) == r
+    assert r.throughput.images_per_sec == r.images_per_sec
+    assert r.key == ("lenet", "train", 2, "fp32")
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_optimizers(optimizer, report):
+    assert run("lenet", report, optimizer=optimizer).ok
+
+
+def test_bf16_runs_and_policy_is_restored(report):
+    before = keras.config.dtype_policy().name
+    r = run("lenet", report, precision="bf16")
+    assert r.ok and r.precision == "bf16"
+    assert keras.config.dtype_policy().name == before
+
+
+def test_policy_is_restored_after_a_failure(report, monkeypatch):
+    from kerasbench import _models
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_models, "create_model", broken)
+    before = keras.config.dtype_policy().name
+    with pytest.raises(RuntimeError, match="boom"):
+        run("lenet", report, precision="bf16")
+    assert keras.config.dtype_policy().name == before
+
+
+def test_steps_per_execution_and_default_warmup(report):
+    r = run("lenet", report, steps=4, warmup_steps=None, steps_per_execution=2)
+    assert r.stats["warmup_steps"] == 4  # default min(10, steps)
+    assert r.stats["steps"] == 4 and r.stats["samples"] == 8
+
+
+def test_tensorboard_scalars_and_device_report(report, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run("lenet", report, steps=3, log_dir=str(tmp_path))
+    train = EventAccumulator(str(tmp_path / "train"), size_guidance={"tensors": 0})
+    train.Reload()
+    assert "kerasbench/images_per_sec" in train.Tags()["tensors"]
+    root = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    root.Reload()
+    assert "kerasbench/device_report" in root.Tags()["tensors"]
+
+
+def test_progress_output(report, capsys):
+    run("lenet", report, steps=10, warmup_steps=2, verbose=1)
+    out = capsys.readouterr().out
+    assert out.startswith("kerasbench: lenet train, batch 2, fp32, cpu, 32x32")
+    assert re.search(r"^train step 10, duration = ", out, re.M)
+    assert out.rstrip().splitlines()[-1].startswith("total images/sec: ")
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"model": "resnt50"}, "Did you mean 'resnet50'?"),
+        ({"precision": "fp8"}, "`precision` must be one of 'fp32', 'fp16', 'bf16'. "
+                               "Received: precision='fp8'"),
+        ({"batch_size": 0}, "`batch_size` must be a positive integer. Received: batch_size=0"),
+        ({"steps": -1}, "`steps` must be a positive integer. Received: steps=-1"),
+        ({"warmup_steps": 5, "steps": 2}, "`warmup_steps` must not exceed `steps`"),
+        ({"image_size": 16, "model": "inception3"},
+         "`image_size` must be at least 75 for inception3. Received: image_size=16"),
+        ({"mode": "eval"}, "`mode` must be one of 'train', 'inference'."),
+        ({"optimizer": "adamw"}, "Did you mean 'adam'?"),
+        ({"device": "gpu"}, "`device` must be one of the devices on this machine: cpu."),
+        ({"device": "tpu"}, "Received: device='tpu'"),
+        ({"precision": "fp16", "device": "cpu"}, "use precision='bf16' on CPUs"),
+        ({"data_format": "channels_first", "device": "cpu"}, "not supported on CPUs"),
+        ({"num_classes": 0}, "`num_classes` must be a positive integer"),
+        ({"steps_per_execution": 0}, "`steps_per_execution` must be a positive integer"),
+    ],
+)
+def test_bad_input(kwargs, message, report):
+    model = kwargs.pop("model", "lenet")
+    args = {"batch_size": 2, "steps": 2, "warmup_steps": 1, "verbose": 0}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        reference(model, device_report=report, **args)
+
+
+def test_no_gpu_error_says_why(report):
+    with pytest.raises(ValueError) as e:
+        reference("lenet", device="gpu:0", device_report=report, verbose=0)
+    assert report.gpu_unavailable_reason in str(e.value)
