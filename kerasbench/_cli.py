@@ -188,10 +188,102 @@ def _device(args):
     return 0 if health is None or health.ok else 1
 
 
+# ----------------------------------------------------------------- sweep
+
+
+def _csv(convert, name):
+    def parse(text):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"must list at least one {name}, got {text!r}")
+        return [convert(t) for t in items]
+
+    return parse
+
+
+def _add_sweep(sub):
+    from kerasbench._reference import DEFAULT_STEPS, OPTIMIZERS
+
+    p = sub.add_parser(
+        "sweep",
+        help="run many configurations, keeping every result in a file",
+        description=(
+            "Run every combination of models, batch sizes, precisions, devices and "
+            "modes through 'kerasbench run', each in a fresh process, appending each "
+            "result to OUT/MACHINE.jsonl the moment it finishes. Failures (out of "
+            "memory, errors) are recorded and the sweep goes on; the exit code is 1 "
+            "if any configuration failed. Lists are comma-separated."
+        ),
+    )
+    p.add_argument("--models", required=True, type=_csv(str, "model"),
+                   help="registry names, e.g. alexnet,resnet50,inception3,vgg16,nasnet")
+    p.add_argument("--batch-sizes", type=_csv(_positive_int, "batch size"),
+                   default=[16, 32, 64], help="default: 16,32,64")
+    p.add_argument("--precision", "--precisions", dest="precisions", type=_csv(str, "precision"),
+                   default=["fp32"], help="fp32, fp16, bf16 (default: fp32)")
+    p.add_argument("--devices", type=_csv(str, "device"), default=[None],
+                   help="cpu, gpu, gpu:N (default: the first GPU, else the CPU)")
+    p.add_argument("--modes", type=_csv(str, "mode"), default=["train"],
+                   help="train, inference (default: train)")
+    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
+                   help=f"measured steps per run (default: {DEFAULT_STEPS})")
+    p.add_argument("--warmup-steps", type=_non_negative_int, default=None,
+                   help="warmup steps per run (default: 10, or --steps if fewer)")
+    p.add_argument("--out", default="results",
+                   help="folder for MACHINE.jsonl, or a .jsonl file (default: results)")
+    p.add_argument("--machine", default=None,
+                   help="label of this machine in the results (default: host name)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip configurations already in the results file")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with --resume, run failed configurations again")
+    p.add_argument("--oom-retry", action="store_true",
+                   help="after an out-of-memory failure, retry at half the batch size "
+                        "(down to 1)")
+    p.add_argument("--no-isolate", action="store_true",
+                   help="run configurations in this process (faster to start, but a "
+                        "crash ends the sweep)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds after which a run is stopped and recorded as an error")
+    p.add_argument("--image-size", type=_positive_int, default=None,
+                   help="square input size (default: each model's own)")
+    p.add_argument("--num-classes", type=_positive_int, default=None, help="default: 1000")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default: sgd")
+    p.add_argument("--xla", action="store_true", help="compile steps with XLA")
+    p.add_argument("--data-format", choices=("channels_last", "channels_first"), default=None)
+    p.add_argument("--steps-per-execution", type=_positive_int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(handler=_sweep)
+
+
+def _sweep(args):
+    _quiet_tensorflow()
+    from kerasbench._sweep import sweep
+
+    options = {name: getattr(args, name) for name in
+               ("image_size", "num_classes", "optimizer", "data_format", "steps_per_execution")
+               if getattr(args, name) is not None}
+    if args.xla:
+        options["jit_compile"] = True
+    results = sweep(
+        args.models, batch_sizes=args.batch_sizes, precisions=args.precisions,
+        devices=args.devices, modes=args.modes, steps=args.steps,
+        warmup_steps=args.warmup_steps, out=args.out, machine=args.machine,
+        resume=args.resume, retry_failed=args.retry_failed, oom_retry=args.oom_retry,
+        isolate=not args.no_isolate, timeout_s=args.timeout, progress=not args.quiet,
+        **options,
+    )
+    failed = [r for r in results if not r.ok]
+    print(f"{len(results) - len(failed)} of {len(results)} runs succeeded"
+          + (f"; {len(failed)} failed (see 'status' and 'error' in the results file)"
+             if failed else ""))
+    return 1 if failed else 0
+
+
 # ------------------------------------------------------------------ main
 
 
-COMMANDS = (_add_run, _add_list, _add_device)
+COMMANDS = (_add_run, _add_list, _add_device, _add_sweep)
 
 
 def build_parser():

@@ -131,3 +131,118 @@ class BenchmarkResult:
     def from_json(cls, text):
         """Parses one JSON object (see `from_dict`)."""
         return cls.from_dict(json.loads(text))
+
+
+# ----------------------------------------------------------- JSON Lines files
+
+
+class ResultsFileError(ValueError):
+    """A results file that cannot be read: names the file and the line."""
+
+
+def append_result(path, result):
+    """Appends one result as a line of JSON, durably and safely.
+
+    The line is written with one ``write`` under an exclusive ``flock`` (on
+    platforms that have it), then flushed and fsynced, so a crash or a kill
+    loses at most the line being written and two processes appending to the
+    same file never interleave.
+
+    Args:
+        path: The ``.jsonl`` file (created with its folder if missing).
+        result: A `BenchmarkResult`.
+    """
+    import os
+
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    line = (result.to_json() + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        _lock(fd)
+        try:
+            # A previous writer killed mid-line leaves no newline at the end:
+            # start on a fresh line so this result stays readable.
+            if os.fstat(fd).st_size and not _ends_with_newline(path):
+                line = b"\n" + line
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)
+
+
+def _ends_with_newline(path):
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
+
+
+def _lock(fd):
+    try:
+        import fcntl
+    except ImportError:  # Windows: appends of one write are still whole lines
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _unlock(fd):
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def read_results(path):
+    """Reads every result of a ``.jsonl`` file, or of each one in a folder.
+
+    A last line cut short (a run killed while writing) is skipped with a
+    warning; any other unreadable line is an error naming file and line.
+
+    Args:
+        path: A ``.jsonl`` file or a folder of them (read in name order).
+
+    Returns:
+        A list of `BenchmarkResult`, in file order.
+
+    Raises:
+        ResultsFileError: If the path is missing or unreadable, a folder holds
+            no ``.jsonl`` file, or a line is not a valid result.
+    """
+    import os
+    import warnings
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".jsonl"))
+        if not files:
+            raise ResultsFileError(f"{path}: no results files (*.jsonl) in this folder")
+        return [r for f in files for r in read_results(f)]
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise ResultsFileError(f"{path}: no such file or folder") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ResultsFileError(f"{path}: cannot be read ({e})") from None
+    lines = text.split("\n")
+    results = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            results.append(BenchmarkResult.from_dict(json.loads(line)))
+        except (ValueError, TypeError) as e:
+            cut_short = number == len(lines) and not text.endswith("\n")
+            if cut_short and isinstance(e, json.JSONDecodeError):
+                warnings.warn(
+                    f"{path}:{number}: skipping the last line, which was cut short "
+                    "(a run stopped while writing it)",
+                    stacklevel=2,
+                )
+                continue
+            raise ResultsFileError(f"{path}:{number}: not a valid result: {e}") from None
+    return results
