@@ -33,6 +33,11 @@ setup(
         # TensorFlow 2.21 no longer depends on tensorboard; the callback's
         # writer and the tests' event reader need it.
         "tensorboard>=2.21,<2.22",
+        # Charts of results (kerasbench report): the standard plotting library,
+        # used headless through its Agg backend.
+        "matplotlib>=3.7",
+        # Sweep progress (configuration i of n, elapsed, time left) on terminals.
+        "tqdm>=4.60",
     ],
     extras_require={
         "test": ["pytest>=8"],

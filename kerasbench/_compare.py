@@ -1,0 +1,512 @@
+"""Side-by-side comparison of result sets, with throughput ratios.
+
+A *set* is one input: a results file, a folder of them, or a bundled
+baseline, given as ``(label, results)``. Within a set, results are split
+into *columns* by (machine, device), so a folder holding CPU and GPU runs of
+one machine gives two columns (``"laptop cpu"``, ``"laptop gpu:0"``). Rows
+match configurations across columns by model, mode, batch size and
+precision (fewer with ``ignore``); each column then shows its images/sec and
+its ratio to the baseline column.
+
+Pure Python: importing this module imports neither Keras nor TensorFlow.
+
+Example:
+
+```python
+from kerasbench._baselines import load_baseline
+from kerasbench._compare import compare
+from kerasbench._results import read_results
+
+comparison = compare(
+    [("results/", read_results("results/")),
+     ("gtx1050ti-fp16", load_baseline("gtx1050ti-fp16"))],
+    baseline="gtx1050ti-fp16",
+    ignore=("precision",),
+)
+print(comparison.to_markdown())
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+from kerasbench._report import (
+    MISSING_CELL,
+    _check_results,
+    _describe,
+    _first_seen,
+    _machine,
+    _md_escape,
+    _status_counts,
+    format_ratio,
+    latest_by,
+    model_label,
+    published_note,
+    result_cell,
+)
+
+#: Fields that match configurations across sets, in row order.
+MATCH_FIELDS = ("model", "batch_size", "precision", "mode")
+
+#: Status of a cell whose column has no result for the row.
+MISSING = "missing"
+
+_FIELD_NAMES = {"model": "Model", "mode": "Mode", "batch_size": "Batch size",
+                "precision": "Precision"}
+_KEY_ORDER = ("model", "mode", "batch_size", "precision")
+
+
+@dataclasses.dataclass
+class Column:
+    """One column of a comparison: the results of one set on one device.
+
+    Attributes:
+        label: Unique column label: the set label, followed by the device
+            (and the machine) when the set has several columns.
+        set_label: Label of the set the column comes from.
+        machine: Machine label of the results.
+        device: Device of the results (``"cpu"``, ``"gpu:0"``).
+        published: Whether the column holds published (not measured) figures.
+        reference: Citation of the published figures, or None.
+    """
+
+    label: str
+    set_label: str
+    machine: str
+    device: str
+    published: bool = False
+    reference: str | None = None
+
+
+@dataclasses.dataclass
+class Cell:
+    """One column's entry in a row.
+
+    Attributes:
+        column: The column label.
+        status: ``"ok"``, ``"oom"``, ``"error"``, or ``"missing"`` when the
+            column has no result for the row.
+        images_per_sec: images/sec of a successful run, else None.
+        ratio: ``images_per_sec`` divided by the baseline column's, when both
+            ran successfully; None otherwise and in the baseline column.
+        model, mode, batch_size, precision: The configuration of the result
+            (they differ between cells only in ignored fields); None when
+            missing.
+        source: ``"measured"`` or ``"published"``; None when missing.
+    """
+
+    column: str
+    status: str
+    images_per_sec: float | None = None
+    ratio: float | None = None
+    model: str | None = None
+    mode: str | None = None
+    batch_size: int | None = None
+    precision: str | None = None
+    source: str | None = None
+
+
+@dataclasses.dataclass
+class Row:
+    """One matched configuration.
+
+    Attributes:
+        key: The matched fields (``{"model": "resnet50", "mode": "train",
+            "batch_size": 32, "precision": "fp32"}``, without the ignored
+            ones).
+        cells: One `Cell` per column, in `Comparison.columns` order.
+    """
+
+    key: dict
+    cells: list
+
+    def cell(self, column):
+        """The `Cell` of the column labelled ``column``.
+
+        Raises:
+            KeyError: If no column has that label.
+        """
+        for c in self.cells:
+            if c.column == column:
+                return c
+        raise KeyError(f"No column {column!r}; columns: {[c.column for c in self.cells]}")
+
+
+@dataclasses.dataclass
+class OnlyIn:
+    """A configuration that some columns lack.
+
+    Attributes:
+        key: The matched fields, as in `Row.key`.
+        present: Labels of the columns that have it.
+        missing: Labels of the columns that lack it.
+    """
+
+    key: dict
+    present: list
+    missing: list
+
+
+@dataclasses.dataclass
+class Comparison:
+    """The outcome of `compare`.
+
+    Attributes:
+        columns: The `Column` list, baseline first.
+        baseline: Label of the baseline column (ratios are relative to it).
+        baseline_given: Whether the caller chose the baseline (else it is the
+            first set's first column).
+        match_fields: Fields rows are matched on.
+        ignore: Fields left out of matching.
+        rows: `Row` list: the configurations present in at least two
+            columns (a configuration whose matched fields hold several
+            results in a column, possible with ``ignore``, gives one row per
+            combination).
+        only_in: `OnlyIn` list: configurations some columns lack.
+        notes: Remarks (duplicates resolved to the latest run, ...).
+    """
+
+    columns: list
+    baseline: str
+    baseline_given: bool
+    match_fields: tuple
+    ignore: tuple
+    rows: list
+    only_in: list
+    notes: list
+
+    def to_dict(self):
+        """Returns every field as JSON-serialisable plain types."""
+        d = dataclasses.asdict(self)
+        d["match_fields"] = list(self.match_fields)
+        d["ignore"] = list(self.ignore)
+        return d
+
+    def to_markdown(self):
+        """The comparison as Markdown: a table, the one-sided configurations
+        and the notes.
+
+        Each column shows images/sec (``OOM``/``error`` for failed runs,
+        ``n/a`` when missing, and the value of each ignored field in
+        parentheses), and each non-baseline column a ratio column
+        (``2.50x``: 2.5 times the baseline's images/sec; ``-`` when either
+        side failed or is missing). Published columns are marked
+        ``(published)`` and cite their source in a footnote.
+        """
+        published = [c for c in self.columns if c.published]
+        marks = {c.label: f" [{i}]" for i, c in enumerate(published, start=1)}
+        headers = {c.label: _column_header(c) + marks.get(c.label, "") for c in self.columns}
+        base = self.columns[0]
+        others = self.columns[1:]
+        base_header = headers[base.label]
+
+        lines = [f"## images/sec: {' vs '.join(headers[c.label] for c in self.columns)}", ""]
+        if self.baseline_given:
+            how = "chosen baseline"
+        else:
+            how = "first set" if base.label == base.set_label else "first column of the first set"
+        lines.append(f"Ratios: images/sec of each column divided by the baseline column, "
+                     f"{_md_escape(base_header)} ({how}); above 1.00x is faster than the baseline.")
+        matched = ", ".join(_FIELD_NAMES[f].lower() for f in _KEY_ORDER if f in self.match_fields)
+        line = f"Matched on {matched}"
+        if self.ignore:
+            ignored = ", ".join(_FIELD_NAMES[f].lower() for f in _KEY_ORDER if f in self.ignore)
+            line += f"; {ignored} ignored (each cell shows its own in parentheses)"
+        lines += [line + ".", ""]
+
+        key_fields = [f for f in _KEY_ORDER if f in self.match_fields]
+        header = [_FIELD_NAMES[f] for f in key_fields] + [_md_escape(headers[c.label])
+                                                         for c in self.columns]
+        if len(others) == 1:
+            header.append("Ratio")
+        else:
+            header += [f"Ratio {_md_escape(c.label)}" for c in others]
+        aligns = [":---" if f in ("model", "mode", "precision") else "---:" for f in key_fields]
+        aligns += ["---:"] * (len(self.columns) + len(others))
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(aligns) + "|")
+        if not self.rows:
+            lines.append("| " + " | ".join(["-"] * len(header)) + " |")
+        for row in self.rows:
+            cells = [_key_text(f, row.key[f]) for f in key_fields]
+            cells += [self._cell_text(c) for c in row.cells]
+            cells += ["-" if c.ratio is None else format_ratio(c.ratio) for c in row.cells[1:]]
+            lines.append("| " + " | ".join(cells) + " |")
+        if not self.rows:
+            lines += ["", "No configuration is present in two columns."]
+
+        if self.only_in:
+            lines += ["", "Only in some columns:", ""]
+            for entry in self.only_in:
+                lines.append(f"- {_key_description(entry.key)}: only in "
+                             f"{', '.join(map(_md_escape, entry.present))} "
+                             f"(not in {', '.join(map(_md_escape, entry.missing))})")
+        if self.notes or published:
+            lines += ["", "Notes:", ""]
+            for c in published:
+                lines.append(f"-{marks[c.label]} {_md_escape(c.label)}: "
+                             f"{published_note(c.reference)}")
+            lines += [f"- {_md_escape(n)}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def _cell_text(self, cell):
+        if cell.status == MISSING:
+            return MISSING_CELL
+        text = result_cell(_CellResult(cell))
+        extras = [_key_text(f, getattr(cell, f)) for f in _KEY_ORDER if f in self.ignore]
+        if extras:
+            text += f" ({', '.join(extras)})"
+        return text
+
+    def __str__(self):
+        return self.to_markdown()
+
+
+class _CellResult:
+    """Just enough of a `BenchmarkResult` for `result_cell`."""
+
+    def __init__(self, cell):
+        self.status = cell.status
+        self.ok = cell.status == "ok"
+        self.images_per_sec = cell.images_per_sec
+
+
+def _column_header(column):
+    if column.published and "published" not in column.label.lower():
+        return f"{column.label} (published)"
+    return column.label
+
+
+def _key_text(field, value):
+    if value is None:
+        return MISSING_CELL
+    if field == "model":
+        return _md_escape(model_label(value))
+    return _md_escape(value)
+
+
+def _key_description(key):
+    parts = []
+    for f in _KEY_ORDER:
+        if f in key:
+            value = key[f]
+            if f == "model":
+                parts.append(model_label(value))
+            elif f == "batch_size":
+                parts.append(f"batch {value}")
+            else:
+                parts.append(str(value))
+    return _md_escape(", ".join(parts))
+
+
+# -------------------------------------------------------------------- compare
+
+
+def _check_ignore(ignore):
+    if ignore is None:
+        return ()
+    if isinstance(ignore, str):
+        ignore = (ignore,)
+    try:
+        ignore = tuple(ignore)
+    except TypeError:
+        ignore = (ignore,)
+    if not all(isinstance(f, str) and f in MATCH_FIELDS for f in ignore):
+        raise ValueError(f"`ignore` must be a subset of {MATCH_FIELDS}. "
+                         f"Received: ignore={ignore!r}")
+    if set(ignore) == set(MATCH_FIELDS):
+        raise ValueError(f"`ignore` must leave at least one of {MATCH_FIELDS} to match on. "
+                         f"Received: ignore={ignore!r}")
+    return tuple(f for f in MATCH_FIELDS if f in ignore)
+
+
+def _check_sets(sets):
+    if isinstance(sets, (str, bytes)) or not hasattr(sets, "__iter__"):
+        raise TypeError("`sets` must be a list of (label, results) pairs. "
+                        f"Received: sets={sets!r}")
+    sets = list(sets)
+    if not sets:
+        raise ValueError("`sets` is empty: give at least one set of results, "
+                         "as a list of (label, results) pairs. Received: sets=[]")
+    checked, seen = [], set()
+    for i, item in enumerate(sets):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError("`sets` must be a list of (label, results) pairs with a str label. "
+                            f"Received: sets[{i}]={item!r:.200}")
+        label, results = item
+        if label in seen:
+            raise ValueError(f"Set labels must be unique. Received the label {label!r} twice.")
+        seen.add(label)
+        try:
+            results = _check_results(results, name="results")
+        except ValueError:
+            raise ValueError(f"The set {label!r} holds no results: there is nothing to "
+                             "compare. Check its path.") from None
+        if not any(r.ok for r in results):
+            raise ValueError(f"The set {label!r} holds no successful result "
+                             f"({_status_counts(results)}), so no ratio can be computed.")
+        checked.append((label, results))
+    return checked
+
+
+def compare(sets, *, baseline=None, ignore=()):
+    """Compares result sets side by side, with images/sec ratios.
+
+    Each set is split into columns by (machine, device). Within a column,
+    a configuration (model, mode, batch size, precision) that ran more than
+    once is represented by its latest run (by ``finished_at``), with a note.
+    Rows match configurations across columns on `MATCH_FIELDS` less
+    ``ignore``; a configuration missing from some columns is listed in
+    ``only_in`` (and is a row, with ``missing`` cells, when at least two
+    columns have it). Ratios are images/sec divided by the baseline
+    column's; failed runs (``oom``/``error``) have no ratio.
+
+    Args:
+        sets: A list of ``(label, results)`` pairs: a label for the set
+            (a file name, a baseline name) and a non-empty list of
+            `BenchmarkResult` with at least one successful run. Labels must
+            be unique.
+        baseline: The label of a set (with a single column) or of a column:
+            ratios are relative to it, and it is shown first. Default: the
+            first column of the first set.
+        ignore: Fields of `MATCH_FIELDS` not to match on, e.g.
+            ``("precision",)`` to compare a CPU fp32 run with a GPU fp16
+            baseline; each cell then shows its own value of the field.
+
+    Returns:
+        A `Comparison`.
+
+    Raises:
+        ValueError: If ``sets`` is empty, a set is empty or has no
+            successful run, labels repeat, there is a single column,
+            ``ignore`` names an unknown field, or ``baseline`` names no set
+            or column (or a set with several columns).
+        TypeError: If ``sets`` is not a list of ``(str, list)`` pairs.
+
+    Example:
+
+    ```python
+    c = compare([("old", read_results("old.jsonl")), ("new", read_results("new.jsonl"))])
+    print(c.to_markdown())
+    c.rows[0].cell("new").ratio    # e.g. 2.5: "new" is 2.5 times faster
+    ```
+    """
+    ignore = _check_ignore(ignore)
+    sets = _check_sets(sets)
+    match_fields = tuple(f for f in MATCH_FIELDS if f not in ignore)
+
+    # Columns: (set, machine, device), in order of appearance.
+    columns, members = [], {}
+    for set_label, results in sets:
+        groups = {}
+        for r in results:
+            groups.setdefault((_machine(r), r.device), []).append(r)
+        several_machines = len({m for m, _ in groups}) > 1
+        for (machine, device), group in groups.items():
+            if len(groups) == 1:
+                label = set_label
+            elif several_machines:
+                label = f"{set_label} {machine} {device}"
+            else:
+                label = f"{set_label} {device}"
+            published = [r for r in group if r.source == "published"]
+            column = Column(label=label, set_label=set_label, machine=machine, device=device,
+                            published=bool(published),
+                            reference=published[0].reference if published else None)
+            columns.append(column)
+            members[label] = group
+    if len({c.label for c in columns}) != len(columns):
+        raise ValueError("Column labels collide: "
+                         f"{', '.join(repr(c.label) for c in columns)}. "
+                         "Give the sets other labels.")
+    if len(columns) < 2:
+        raise ValueError(f"There is only one column to compare ({columns[0].label!r}: one set "
+                         "on one machine and device). Give a second set, or a baseline.")
+
+    base = _resolve_baseline(baseline, columns)
+    columns.remove(base)
+    columns.insert(0, base)
+
+    # Latest result per full configuration within each column.
+    notes = []
+    latest = {}
+    for column in columns:
+        chosen, duplicates = latest_by(members[column.label],
+                                       lambda r: (r.model, r.mode, r.batch_size, r.precision))
+        latest[column.label] = list(chosen.values())
+        for key, n in duplicates.items():
+            r = chosen[key]
+            notes.append(f"{column.label}: {_describe(r)} ran {n} times; using the latest "
+                         f"(finished {r.finished_at or 'at an unknown time'}).")
+
+    # Group each column's results by the matched fields.
+    order = {f: {} for f in _KEY_ORDER}
+    for column in columns:
+        for r in latest[column.label]:
+            for f in ("model", "mode", "precision"):
+                order[f].setdefault(getattr(r, f), len(order[f]))
+    by_key = {}
+    for column in columns:
+        for r in latest[column.label]:
+            key = tuple(getattr(r, f) for f in match_fields)
+            by_key.setdefault(key, {}).setdefault(column.label, []).append(r)
+
+    def sort_key(key):
+        d = dict(zip(match_fields, key))
+        return tuple((order[f][d[f]] if f != "batch_size" else d[f])
+                     for f in _KEY_ORDER if f in d)
+
+    rows, only_in = [], []
+    for key in sorted(by_key, key=sort_key):
+        per_column = by_key[key]
+        matched = dict(zip(match_fields, key))
+        key_dict = {f: matched[f] for f in _KEY_ORDER if f in matched}
+        present = [c.label for c in columns if c.label in per_column]
+        if len(present) < len(columns):
+            only_in.append(OnlyIn(key=dict(key_dict), present=present,
+                                  missing=[c.label for c in columns if c.label not in per_column]))
+        if len(present) < 2:
+            continue
+        choices = [per_column.get(c.label, [None]) for c in columns]
+        for combination in itertools.product(*choices):
+            cells = [_cell(c.label, r) for c, r in zip(columns, combination)]
+            base_cell = cells[0]
+            for cell in cells[1:]:
+                if (base_cell.status == "ok" and cell.status == "ok"
+                        and base_cell.images_per_sec and cell.images_per_sec is not None):
+                    cell.ratio = cell.images_per_sec / base_cell.images_per_sec
+            rows.append(Row(key=dict(key_dict), cells=cells))
+
+    return Comparison(columns=columns, baseline=base.label, baseline_given=baseline is not None,
+                      match_fields=match_fields, ignore=ignore, rows=rows, only_in=only_in,
+                      notes=notes)
+
+
+def _cell(label, result):
+    if result is None:
+        return Cell(column=label, status=MISSING)
+    return Cell(column=label, status=result.status,
+                images_per_sec=result.images_per_sec if result.ok else None,
+                model=result.model, mode=result.mode, batch_size=result.batch_size,
+                precision=result.precision, source=result.source)
+
+
+def _resolve_baseline(baseline, columns):
+    if baseline is None:
+        return columns[0]
+    for c in columns:
+        if c.label == baseline:
+            return c
+    in_set = [c for c in columns if c.set_label == baseline]
+    if len(in_set) == 1:
+        return in_set[0]
+    if in_set:
+        raise ValueError(f"`baseline` names the set {baseline!r}, which has several columns: "
+                         f"{', '.join(repr(c.label) for c in in_set)}; give one of them. "
+                         f"Received: baseline={baseline!r}")
+    sets = _first_seen(c.set_label for c in columns)
+    raise ValueError(f"`baseline` must be the label of a set ({', '.join(map(repr, sets))}) or a "
+                     f"column ({', '.join(repr(c.label) for c in columns)}). "
+                     f"Received: baseline={baseline!r}")

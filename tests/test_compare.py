@@ -1,0 +1,254 @@
+"""Tests of the comparison of result sets and of the bundled baselines.
+
+Ratios are checked against hand-computed values; results are built by hand
+and nothing here imports TensorFlow or Keras.
+"""
+
+import json
+import textwrap
+
+import pytest
+
+from kerasbench._baselines import list_baselines, load_baseline
+from kerasbench._compare import MATCH_FIELDS, compare
+from kerasbench._results import BenchmarkResult
+
+REFERENCE_START = ("schoenemeyer, 'Running Benchmarks with Tensorflow backend on NVIDIA "
+                   "GeForce GPUs' (convolution-cpu-vs-gpu, GitHub), tf_cnn_benchmarks, "
+                   "TensorFlow 1.10, CUDA 9.1, GTX 1050 Ti")
+
+
+def make(model, batch_size, images_per_sec=None, *, status="ok", precision="fp32",
+         device="cpu", machine="laptop", mode="train", finished_at="2025-01-01T00:00:00Z"):
+    return BenchmarkResult(
+        model=model, mode=mode, batch_size=batch_size, precision=precision, device=device,
+        status=status, stats={} if images_per_sec is None else {"images_per_sec": images_per_sec},
+        config={"optimizer": "sgd" if mode == "train" else None}, machine=machine,
+        finished_at=finished_at)
+
+
+def two_sets():
+    old = [
+        make("resnet50", 32, 100.0, finished_at="2025-01-02T00:00:00Z"),
+        make("resnet50", 32, 80.0, finished_at="2025-01-01T00:00:00Z"),  # older: ignored
+        make("resnet50", 64, status="oom"),
+        make("alexnet", 32, 400.0),
+        make("vgg16", 32, 20.0),
+    ]
+    new = [
+        make("resnet50", 32, 250.0, machine="desk"),
+        make("resnet50", 64, 260.0, machine="desk"),
+        make("alexnet", 32, 300.0, machine="desk"),
+        make("resnet101", 32, 50.0, machine="desk"),
+    ]
+    return [("old.jsonl", old), ("new.jsonl", new)]
+
+
+# --------------------------------------------------------------------- ratios
+
+
+def test_ratios_against_the_first_set():
+    c = compare(two_sets())
+    assert [col.label for col in c.columns] == ["old.jsonl", "new.jsonl"]
+    assert c.baseline == "old.jsonl" and not c.baseline_given
+    keys = [(r.key["model"], r.key["batch_size"]) for r in c.rows]
+    assert keys == [("resnet50", 32), ("resnet50", 64), ("alexnet", 32)]
+    row = c.rows[0]
+    assert row.key == {"model": "resnet50", "mode": "train", "batch_size": 32, "precision": "fp32"}
+    assert row.cell("old.jsonl").images_per_sec == 100.0  # the latest of the two runs
+    assert row.cell("old.jsonl").ratio is None
+    assert row.cell("new.jsonl").ratio == pytest.approx(2.5)
+    assert c.rows[1].cell("old.jsonl").status == "oom"
+    assert c.rows[1].cell("new.jsonl").ratio is None
+    assert c.rows[2].cell("new.jsonl").ratio == pytest.approx(0.75)
+
+
+def test_markdown_exact():
+    expected = textwrap.dedent("""\
+        ## images/sec: old.jsonl vs new.jsonl
+
+        Ratios: images/sec of each column divided by the baseline column, old.jsonl (first set); above 1.00x is faster than the baseline.
+        Matched on model, mode, batch size, precision.
+
+        | Model | Mode | Batch size | Precision | old.jsonl | new.jsonl | Ratio |
+        |:---|:---|---:|:---|---:|---:|---:|
+        | ResNet-50 | train | 32 | fp32 | 100 | 250 | 2.50x |
+        | ResNet-50 | train | 64 | fp32 | OOM | 260 | - |
+        | AlexNet | train | 32 | fp32 | 400 | 300 | 0.75x |
+
+        Only in some columns:
+
+        - VGG16, train, batch 32, fp32: only in old.jsonl (not in new.jsonl)
+        - ResNet-101, train, batch 32, fp32: only in new.jsonl (not in old.jsonl)
+
+        Notes:
+
+        - old.jsonl: ResNet-50, train, batch 32, fp32 ran 2 times; using the latest (finished 2025-01-02T00:00:00Z).
+        """)
+    c = compare(two_sets())
+    assert c.to_markdown() == expected
+    assert str(c) == expected
+
+
+def test_only_in_and_notes_structured():
+    c = compare(two_sets())
+    assert [(o.key["model"], o.present, o.missing) for o in c.only_in] == [
+        ("vgg16", ["old.jsonl"], ["new.jsonl"]),
+        ("resnet101", ["new.jsonl"], ["old.jsonl"]),
+    ]
+    assert len(c.notes) == 1 and "ran 2 times; using the latest" in c.notes[0]
+
+
+def test_chosen_baseline_goes_first_and_ratios_follow_it():
+    c = compare(two_sets(), baseline="new.jsonl")
+    assert [col.label for col in c.columns] == ["new.jsonl", "old.jsonl"]
+    assert c.baseline_given
+    assert c.rows[0].cell("old.jsonl").ratio == pytest.approx(100 / 250)
+    assert "new.jsonl (chosen baseline)" in c.to_markdown()
+    assert "| ResNet-50 | train | 32 | fp32 | 250 | 100 | 0.40x |" in c.to_markdown()
+
+
+def test_several_devices_in_a_set_are_separate_columns():
+    mixed = [make("resnet50", 32, 40.0), make("resnet50", 32, 400.0, device="gpu:0"),
+             make("resnet50", 64, status="oom", device="gpu:0")]
+    c = compare([("laptop", mixed)])
+    assert [col.label for col in c.columns] == ["laptop cpu", "laptop gpu:0"]
+    assert c.rows[0].cell("laptop gpu:0").ratio == pytest.approx(10.0)
+    assert [(o.key["batch_size"], o.present) for o in c.only_in] == [(64, ["laptop gpu:0"])]
+    assert "| ResNet-50 | train | 32 | fp32 | 40.0 | 400 | 10.0x |" in c.to_markdown()
+
+    c = compare([("laptop", mixed), ("desk", [make("resnet50", 32, 80.0, machine="desk")])],
+                baseline="desk")
+    assert [col.label for col in c.columns] == ["desk", "laptop cpu", "laptop gpu:0"]
+    row = c.rows[0]
+    assert (row.cell("laptop cpu").ratio, row.cell("laptop gpu:0").ratio) == (0.5, 5.0)
+    assert "| desk | laptop cpu | laptop gpu:0 | Ratio laptop cpu | Ratio laptop gpu:0 |" \
+        in c.to_markdown()
+
+
+def test_several_machines_in_a_set_are_separate_columns():
+    folder = [make("resnet50", 32, 40.0, machine="a"), make("resnet50", 32, 60.0, machine="b")]
+    c = compare([("results/", folder)])
+    assert [col.label for col in c.columns] == ["results/ a cpu", "results/ b cpu"]
+    assert c.rows[0].cells[1].ratio == pytest.approx(1.5)
+
+
+# --------------------------------------------------------- ignore and baseline
+
+
+def test_cpu_against_the_gpu_baseline_across_precisions():
+    cpu = [make("resnet50", 32, 31.0), make("alexnet", 16, 426.0, precision="bf16"),
+           make("lenet", 16, 9000.0)]
+    c = compare([("cpu.jsonl", cpu), ("gtx1050ti-fp16", load_baseline("gtx1050ti-fp16"))],
+                baseline="gtx1050ti-fp16", ignore=("precision",))
+    assert c.match_fields == ("model", "batch_size", "mode") and c.ignore == ("precision",)
+    assert [col.label for col in c.columns] == ["gtx1050ti-fp16", "cpu.jsonl"]
+    assert c.columns[0].published and c.columns[0].reference.startswith(REFERENCE_START)
+    rows = {(r.key["model"], r.key["batch_size"]): r for r in c.rows}
+    assert set(rows) == {("resnet50", 32), ("alexnet", 16)}
+    assert rows["resnet50", 32].cell("cpu.jsonl").ratio == pytest.approx(31 / 62)
+    assert rows["alexnet", 16].cell("cpu.jsonl").ratio == pytest.approx(2.0)
+    assert rows["alexnet", 16].cell("gtx1050ti-fp16").precision == "fp16"
+    assert rows["alexnet", 16].cell("cpu.jsonl").precision == "bf16"
+    text = c.to_markdown()
+    assert "| Model | Mode | Batch size | gtx1050ti-fp16 (published) [1] | cpu.jsonl | Ratio |" in text
+    assert "| ResNet-50 | train | 32 | 62.0 (fp16) | 31.0 (fp32) | 0.50x |" in text
+    assert "| AlexNet | train | 16 | 213 (fp16) | 426 (bf16) | 2.00x |" in text
+    assert "precision ignored (each cell shows its own in parentheses)" in text
+    assert f"- [1] gtx1050ti-fp16: Published figures. Source: {REFERENCE_START}" in text
+    missing = [o for o in c.only_in if o.present == ["cpu.jsonl"]]
+    assert [o.key for o in missing] == [{"model": "lenet", "mode": "train", "batch_size": 16}]
+    assert len(c.only_in) == 1 + 15 - 2
+
+
+def test_without_ignore_fp32_does_not_match_fp16():
+    c = compare([("cpu", [make("resnet50", 32, 31.0)]),
+                 ("gtx1050ti-fp16", load_baseline("gtx1050ti-fp16"))])
+    assert c.rows == []
+    assert "No configuration is present in two columns." in c.to_markdown()
+    assert len(c.only_in) == 16
+
+
+def test_ignored_field_with_several_results_gives_one_row_each():
+    a = [make("resnet50", 32, 30.0), make("resnet50", 32, 60.0, precision="bf16")]
+    b = [make("resnet50", 32, 120.0, precision="fp16", device="gpu:0", machine="gpu")]
+    c = compare([("a", a), ("b", b)], baseline="b", ignore="precision")
+    assert [(r.cell("a").precision, r.cell("a").ratio) for r in c.rows] == [
+        ("fp32", 0.25), ("bf16", 0.5)]
+
+
+def test_to_dict_is_plain_json():
+    c = compare(two_sets())
+    d = json.loads(json.dumps(c.to_dict()))
+    assert d["baseline"] == "old.jsonl"
+    assert d["match_fields"] == list(MATCH_FIELDS) and d["ignore"] == []
+    assert d["rows"][0]["cells"][1]["ratio"] == pytest.approx(2.5)
+    assert d["only_in"][0]["present"] == ["old.jsonl"]
+    assert d["columns"][1]["machine"] == "desk"
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_bad_input():
+    good = [make("resnet50", 32, 1.0)]
+    with pytest.raises(ValueError, match=r"^`ignore` must be a subset of \('model', "
+                                         r"'batch_size', 'precision', 'mode'\)\. "
+                                         r"Received: ignore=\('foo',\)$"):
+        compare(two_sets(), ignore=("foo",))
+    with pytest.raises(ValueError, match="at least one"):
+        compare(two_sets(), ignore=MATCH_FIELDS)
+    with pytest.raises(ValueError, match="`sets` is empty"):
+        compare([])
+    with pytest.raises(ValueError, match="The set 'b' holds no results"):
+        compare([("a", good), ("b", [])])
+    with pytest.raises(ValueError, match=r"The set 'b' holds no successful result \(2 oom\)"):
+        compare([("a", good), ("b", [make("vgg16", 32, status="oom")] * 2)])
+    with pytest.raises(ValueError, match="only one column"):
+        compare([("a", good)])
+    with pytest.raises(ValueError, match="labels must be unique"):
+        compare([("a", good), ("a", good)])
+    with pytest.raises(ValueError, match=r"`baseline` must be the label of a set \('old.jsonl', "
+                                         r"'new.jsonl'\).*Received: baseline='nope'"):
+        compare(two_sets(), baseline="nope")
+    mixed = [make("resnet50", 32, 1.0), make("resnet50", 32, 2.0, device="gpu:0")]
+    with pytest.raises(ValueError, match="several columns: 'm cpu', 'm gpu:0'"):
+        compare([("m", mixed), ("x", good)], baseline="m")
+    with pytest.raises(TypeError, match=r"\(label, results\) pairs"):
+        compare([good])
+
+
+# ------------------------------------------------------------------ baselines
+
+
+def test_bundled_baseline_holds_the_seed_table():
+    assert "gtx1050ti-fp16" in list_baselines()
+    results = load_baseline("gtx1050ti-fp16")
+    assert len(results) == 15
+    figures = {(r.model, r.batch_size): r.images_per_sec for r in results}
+    assert figures == {
+        ("inception3", 16): 34, ("resnet50", 16): 54, ("vgg16", 16): 29,
+        ("alexnet", 16): 213, ("nasnet", 16): 38,
+        ("inception3", 32): 37, ("resnet50", 32): 62, ("vgg16", 32): 33,
+        ("alexnet", 32): 386, ("nasnet", 32): 41,
+        ("inception3", 64): 39, ("resnet50", 64): 65, ("vgg16", 64): 30,
+        ("alexnet", 64): 466, ("nasnet", 64): 44,
+    }
+    for r in results:
+        assert (r.mode, r.precision, r.device, r.status) == ("train", "fp16", "gpu:0", "ok")
+        assert r.source == "published" and r.machine == "GTX 1050 Ti (published)"
+        assert r.config["optimizer"] == "sgd" and r.config["synthetic_data"] is True
+        assert r.stats == {"images_per_sec": r.images_per_sec}
+        assert r.reference.startswith(REFERENCE_START)
+        assert r.reference.endswith("published figures, not measured by kerasbench")
+    assert load_baseline("gtx1050ti-fp16.jsonl") == results
+
+
+def test_unknown_baseline_suggests_the_closest():
+    with pytest.raises(ValueError, match=r"^`name` must be a bundled baseline: .*gtx1050ti-fp16"
+                                         r".* Did you mean 'gtx1050ti-fp16'\? "
+                                         r"Received: name='gtx1050ti'$"):
+        load_baseline("gtx1050ti")
+    with pytest.raises(ValueError, match="Received: name='zzz'$") as info:
+        load_baseline("zzz")
+    assert "Did you mean" not in str(info.value)

@@ -1,0 +1,301 @@
+"""Tests of the report: the Markdown tables (exact text), the PNG chart (a
+real PNG of a plausible size) and the report folder.
+
+Results are built by hand; nothing here imports TensorFlow or Keras.
+"""
+
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from kerasbench._baselines import load_baseline
+from kerasbench._report import (
+    format_images_per_sec,
+    format_ratio,
+    markdown_tables,
+    model_label,
+    plot_results,
+    use_log_scale,
+    write_report,
+)
+from kerasbench._results import BenchmarkResult
+
+CPU_REPORT = {"host": {"cpu_model": "Intel(R) Xeon(R) CPU @ 2.20GHz"}, "accelerators": []}
+GPU_REPORT = {"host": {"cpu_model": "AMD EPYC 7742"},
+              "accelerators": [{"name": "gpu:0", "model": "NVIDIA A100-SXM4-40GB"},
+                               {"name": "gpu:1", "model": "NVIDIA H100 80GB HBM3"}]}
+
+
+def make(model, batch_size, images_per_sec=None, *, status="ok", precision="fp32",
+         device="cpu", machine="laptop", mode="train", finished_at="2025-01-01T00:00:00Z",
+         optimizer="sgd", device_report=CPU_REPORT, error=None):
+    return BenchmarkResult(
+        model=model, mode=mode, batch_size=batch_size, precision=precision, device=device,
+        status=status, error=error,
+        stats={} if images_per_sec is None else {"images_per_sec": images_per_sec},
+        config={"optimizer": optimizer if mode == "train" else None, "synthetic_data": True,
+                "backend": "tensorflow", "jit_compile": False, "steps": 50,
+                "warmup_steps": 10},
+        device_report=device_report, machine=machine, finished_at=finished_at)
+
+
+def png_size(path):
+    """(width, height) from the IHDR chunk, after checking the signature."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    assert head[12:16] == b"IHDR"
+    return struct.unpack(">II", head[16:24])
+
+
+# ----------------------------------------------------------------- formatting
+
+
+def test_format_images_per_sec():
+    assert format_images_per_sec(465.7) == "466"
+    assert format_images_per_sec(100) == "100"
+    assert format_images_per_sec(99.94) == "99.9"
+    assert format_images_per_sec(54) == "54.0"
+    assert format_images_per_sec(3.75) == "3.8"
+    assert format_images_per_sec(0.42) == "0.42"
+    assert format_images_per_sec(0.0473) == "0.047"
+    assert format_images_per_sec(0) == "0.0"
+    assert format_images_per_sec(None) == "n/a"
+    assert format_images_per_sec(float("nan")) == "n/a"
+
+
+def test_format_ratio():
+    assert format_ratio(250 / 100) == "2.50x"
+    assert format_ratio(0.41) == "0.41x"
+    assert format_ratio(12.34) == "12.3x"
+    assert format_ratio(215.2) == "215x"
+    assert format_ratio(0.00263) == "0.0026x"
+    assert format_ratio(None) == "n/a"
+
+
+def test_model_labels():
+    assert model_label("resnet50") == "ResNet-50"
+    assert model_label("nasnet") == "NASNet-A Mobile"
+    assert model_label("my_model") == "my_model"
+
+
+# ---------------------------------------------------------------------- tables
+
+
+def test_table_exact():
+    results = [
+        make("resnet50", 32, 90.0, finished_at="2025-01-01T00:00:00Z"),
+        make("alexnet", 32, 466.3),
+        make("resnet50", 64, status="oom", error="ResourceExhaustedError: OOM"),
+        make("alexnet", 64, 12.34),
+        make("vgg16", 16, 0.0473),
+        make("vgg16", 32, status="error", error="InvalidArgumentError: bad\nsecond line"),
+        make("resnet50", 32, 100.0, finished_at="2025-01-02T00:00:00Z"),  # later: wins
+        make("resnet50", 16, 80.0, finished_at="2024-12-31T00:00:00Z"),
+    ]
+    expected = textwrap.dedent("""\
+        ### laptop / cpu: Intel(R) Xeon(R) CPU @ 2.20GHz (images/sec)
+
+        Precision: fp32 / Mode: train / Data: synthetic
+
+        Settings: backend=tensorflow, jit_compile=False, steps=50, warmup_steps=10
+
+        | Batch size | ResNet-50 | AlexNet | VGG16 |
+        |:---|---:|---:|---:|
+        | 16 | 80.0 | n/a | 0.047 |
+        | 32 | 100 | 466 | error |
+        | 64 | OOM | 12.3 | n/a |
+        | Precision | fp32 | fp32 | fp32 |
+        | Optimizer | sgd | sgd | sgd |
+
+        - VGG16, batch 32: error: InvalidArgumentError: bad
+        - ResNet-50, batch 32 ran 2 times; the table shows the latest (finished 2025-01-02T00:00:00Z).
+        """)
+    assert markdown_tables(results) == expected
+
+
+def test_tables_per_machine_device_precision_mode():
+    results = [
+        make("resnet50", 32, 100.0),
+        make("resnet50", 32, 2000.0, device="gpu:1", machine="server", device_report=GPU_REPORT),
+        make("resnet50", 32, 150.0, precision="bf16"),
+        make("resnet50", 32, 300.0, mode="inference"),
+        make("vgg16", 64, 40.0, mode="inference"),
+        make("resnet50", 32, 1000.0, device="gpu:0", machine="server", device_report=GPU_REPORT),
+    ]
+    text = markdown_tables(results)
+    headings = [line for line in text.splitlines() if line.startswith("### ")]
+    assert headings == [
+        "### laptop / cpu: Intel(R) Xeon(R) CPU @ 2.20GHz (images/sec)",
+        "### server / gpu:1: NVIDIA H100 80GB HBM3 (images/sec)",
+        "### laptop / cpu: Intel(R) Xeon(R) CPU @ 2.20GHz (images/sec)",
+        "### laptop / cpu: Intel(R) Xeon(R) CPU @ 2.20GHz (images/sec)",
+        "### server / gpu:0: NVIDIA A100-SXM4-40GB (images/sec)",
+    ]
+    modes = [line for line in text.splitlines() if line.startswith("Precision: ")]
+    assert modes == [
+        "Precision: fp32 / Mode: train / Data: synthetic",
+        "Precision: fp32 / Mode: train / Data: synthetic",
+        "Precision: bf16 / Mode: train / Data: synthetic",
+        "Precision: fp32 / Mode: inference / Data: synthetic",
+        "Precision: fp32 / Mode: train / Data: synthetic",
+    ]
+    inference = text.split("\n\n### ")[3]
+    assert "| Batch size | ResNet-50 | VGG16 |" in inference
+    assert "| 32 | 300 | n/a |" in inference
+    assert "| 64 | n/a | 40.0 |" in inference
+    assert "| Precision | fp32 | fp32 |" in inference
+    assert "| Optimizer | - | - |" in inference
+    assert "| Precision | bf16 |" in text
+
+
+def test_models_argument_sets_columns_and_order():
+    results = [make("resnet50", 32, 100.0), make("alexnet", 32, 500.0), make("vgg16", 32, 20.0)]
+    text = markdown_tables(results, models=["vgg16", "inception3", "resnet50"])
+    assert "| Batch size | VGG16 | InceptionV3 | ResNet-50 |" in text
+    assert "| 32 | 20.0 | n/a | 100 |" in text
+    assert "| Optimizer | sgd | n/a | sgd |" in text
+    assert "AlexNet" not in text
+    with pytest.raises(ValueError, match="selects none"):
+        markdown_tables(results, models=["nasnet"])
+
+
+def test_without_device_report_the_heading_names_the_device_only():
+    text = markdown_tables([make("resnet50", 32, 100.0, device_report=None, machine=None)])
+    assert text.startswith("### unnamed machine / cpu (images/sec)\n")
+
+
+def test_baseline_table_has_the_seed_figures_and_says_published():
+    expected = textwrap.dedent("""\
+        ### GTX 1050 Ti (published) / gpu:0: NVIDIA GeForce GTX 1050 Ti (images/sec)
+
+        Precision: fp16 / Mode: train / Data: synthetic
+
+        | Batch size | InceptionV3 | ResNet-50 | VGG16 | AlexNet | NASNet-A Mobile |
+        |:---|---:|---:|---:|---:|---:|
+        | 16 | 34.0 | 54.0 | 29.0 | 213 | 38.0 |
+        | 32 | 37.0 | 62.0 | 33.0 | 386 | 41.0 |
+        | 64 | 39.0 | 65.0 | 30.0 | 466 | 44.0 |
+        | Precision | fp16 | fp16 | fp16 | fp16 | fp16 |
+        | Optimizer | sgd | sgd | sgd | sgd | sgd |
+
+        - Published figures. Source: schoenemeyer, 'Running Benchmarks with Tensorflow \
+backend on NVIDIA GeForce GPUs' (convolution-cpu-vs-gpu, GitHub), tf_cnn_benchmarks, \
+TensorFlow 1.10, CUDA 9.1, GTX 1050 Ti; published figures, not measured by kerasbench.
+        """)
+    assert markdown_tables(load_baseline("gtx1050ti-fp16")) == expected
+
+
+def test_published_results_are_marked_even_without_a_telling_machine_label():
+    r = make("resnet50", 32, 62.0, machine="old card")
+    r.source, r.reference = "published", "Someone, 'A blog post', 2018"
+    text = markdown_tables([r])
+    assert text.startswith("### old card / cpu: Intel(R) Xeon(R) CPU @ 2.20GHz (published) "
+                           "(images/sec)")
+    assert ("- Published figures, not measured by kerasbench. Source: Someone, "
+            "'A blog post', 2018.") in text
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="`results` is empty"):
+        markdown_tables([])
+    with pytest.raises(TypeError, match=r"results\[1\] of type dict"):
+        markdown_tables([make("resnet50", 32, 1.0), {"model": "x"}])
+    with pytest.raises(TypeError, match="must be a list of BenchmarkResult"):
+        markdown_tables("results/")
+
+
+# ----------------------------------------------------------------------- chart
+
+
+def test_log_scale_rule():
+    assert not use_log_scale([10, 150])
+    assert use_log_scale([10, 250])
+    assert not use_log_scale([0, 5, 50])  # zeros do not count
+    assert not use_log_scale([])
+
+
+def _chart_results():
+    return [
+        make("resnet50", 32, 12.0), make("alexnet", 32, 180.0), make("vgg16", 32, 4.5),
+        make("resnet50", 64, 13.0), make("alexnet", 64, status="oom"),
+        make("resnet50", 32, 400.0, device="gpu:0", machine="server", device_report=GPU_REPORT),
+        make("alexnet", 32, 5000.0, device="gpu:0", machine="server", device_report=GPU_REPORT),
+        make("resnet50", 64, 420.0, device="gpu:0", machine="server", device_report=GPU_REPORT),
+    ]
+
+
+def test_plot_writes_a_png(tmp_path):
+    path = tmp_path / "chart.png"
+    assert plot_results(_chart_results(), path) == path
+    width, height = png_size(path)
+    assert width > 300 and height > 300
+    assert os.path.getsize(path) > 10_000
+
+    one = tmp_path / "b32.png"
+    plot_results(_chart_results(), one, batch_size=32, baseline="server")
+    one_width, one_height = png_size(one)
+    assert one_height < height  # one subplot instead of two
+    assert one_width > 300 and one_height > 300
+
+
+def test_plot_bad_input(tmp_path):
+    path = tmp_path / "x.png"
+    failed = [make("resnet50", 32, status="oom"), make("vgg16", 32, status="error")]
+    with pytest.raises(ValueError, match=r"no successful run, .*\(1 oom, 1 error\)"):
+        plot_results(failed, path)
+    with pytest.raises(ValueError, match=r"batch size of a successful run: 32, 64\. "
+                                         r"Received: batch_size=16"):
+        plot_results(_chart_results(), path, batch_size=16)
+    with pytest.raises(ValueError, match="Received: baseline='nowhere'"):
+        plot_results(_chart_results(), path, baseline="nowhere")
+    with pytest.raises(ValueError, match="`results` is empty"):
+        plot_results([], path)
+    assert not path.exists()
+
+
+# ---------------------------------------------------------------------- folder
+
+
+def test_write_report(tmp_path):
+    out = tmp_path / "new" / "report"
+    paths = write_report(_chart_results() + load_baseline("gtx1050ti-fp16"), out)
+    assert paths == {"markdown": os.path.join(out, "report.md"),
+                     "png": os.path.join(out, "report.png")}
+    text = open(paths["markdown"], encoding="utf-8").read()
+    assert text.startswith("# kerasbench report\n\n23 results from laptop, server, "
+                           "GTX 1050 Ti (published); 22 ok, 1 oom.")
+    assert "![images/sec per model](report.png)\n\n### laptop / cpu" in text
+    assert "| 64 | 13.0 | OOM |" in text
+    assert "### GTX 1050 Ti (published) / gpu:0" in text
+    assert os.path.getsize(paths["png"]) > 10_000
+    assert sorted(os.listdir(out)) == ["report.md", "report.png"]
+
+
+def test_write_report_without_a_successful_run_has_no_chart(tmp_path):
+    paths = write_report([make("resnet50", 32, status="oom")], tmp_path)
+    assert paths["png"] is None
+    text = open(paths["markdown"], encoding="utf-8").read()
+    assert "No chart: no run succeeded." in text
+    assert "| 32 | OOM |" in text
+
+
+def test_write_report_to_an_unwritable_folder_names_it(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "report"
+    with pytest.raises(OSError, match=f"Cannot write the report into the folder '{out}'"):
+        write_report([make("resnet50", 32, 1.0)], out)
+
+
+def test_import_is_cheap():
+    code = ("import sys, kerasbench._report, kerasbench._compare, kerasbench._baselines; "
+            "print(sorted(m for m in ('matplotlib', 'tensorflow', 'keras', 'numpy') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
