@@ -90,8 +90,9 @@ def _add_run(sub):
                    help="training optimizer: sgd (default), momentum (0.9) or adam")
     p.add_argument("--device", default=None,
                    help="cpu, gpu or gpu:N (default: the first GPU, else the CPU)")
-    p.add_argument("--xla", action="store_true",
-                   help="compile the step with XLA (jit_compile=True)")
+    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile the step with XLA (default: off on TensorFlow and "
+                        "PyTorch, on with JAX, whose only compiled mode is XLA)")
     p.add_argument("--data-format", choices=("channels_last", "channels_first"),
                    default=None, help="image layout (channels_first on GPUs only)")
     p.add_argument("--steps-per-execution", type=_positive_int, default=1,
@@ -249,7 +250,8 @@ def _add_sweep(sub):
                    help="square input size (default: each model's own)")
     p.add_argument("--num-classes", type=_positive_int, default=None, help="default: 1000")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default: sgd")
-    p.add_argument("--xla", action="store_true", help="compile steps with XLA")
+    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile steps with XLA (default: on with JAX only)")
     p.add_argument("--data-format", choices=("channels_last", "channels_first"), default=None)
     p.add_argument("--steps-per-execution", type=_positive_int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress display")
@@ -263,8 +265,8 @@ def _sweep(args):
     options = {name: getattr(args, name) for name in
                ("image_size", "num_classes", "optimizer", "data_format", "steps_per_execution")
                if getattr(args, name) is not None}
-    if args.xla:
-        options["jit_compile"] = True
+    if args.xla is not None:
+        options["jit_compile"] = args.xla
     results = sweep(
         args.models, batch_sizes=args.batch_sizes, precisions=args.precisions,
         devices=args.devices, modes=args.modes, steps=args.steps,
@@ -274,16 +276,107 @@ def _sweep(args):
         **options,
     )
     failed = [r for r in results if not r.ok]
+    if results and not args.quiet:
+        from kerasbench._report import markdown_tables
+
+        print()
+        print(markdown_tables(results))
     print(f"{len(results) - len(failed)} of {len(results)} runs succeeded"
           + (f"; {len(failed)} failed (see 'status' and 'error' in the results file)"
              if failed else ""))
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------- report
+
+
+def _add_report(sub):
+    p = sub.add_parser(
+        "report", help="Markdown tables and a PNG chart from results",
+        description=("Write report.md (tables in the seed's shape: rows = batch sizes, "
+                     "columns = models, cells = images/sec) and report.png (images/sec per "
+                     "model, grouped by machine and device, with speedups) next to the "
+                     "results, and print the tables."),
+    )
+    p.add_argument("results", help="a results .jsonl file or a folder of them")
+    p.add_argument("--out", default=None,
+                   help="folder for report.md and report.png (default: the results folder)")
+    p.add_argument("--models", type=_csv(str, "model"), default=None,
+                   help="column order, e.g. inception3,resnet50,vgg16,alexnet,nasnet")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="chart only this batch size (default: one panel per batch size)")
+    p.add_argument("--baseline", default=None,
+                   help="series the chart's speedups are relative to (default: the slowest)")
+    p.set_defaults(handler=_report)
+
+
+def _report(args):
+    from kerasbench._report import markdown_tables, write_report
+    from kerasbench._results import read_results
+
+    results = read_results(args.results)
+    out = args.out or (args.results if os.path.isdir(args.results)
+                       else os.path.dirname(os.path.abspath(args.results)))
+    paths = write_report(results, out, models=args.models, batch_size=args.batch_size,
+                         baseline=args.baseline)
+    print(markdown_tables(results, models=args.models))
+    print(f"wrote {paths['markdown']}")
+    if paths.get("png"):
+        print(f"wrote {paths['png']}")
+    else:
+        print("no chart: no run succeeded")
+    return 0
+
+
+# --------------------------------------------------------------- compare
+
+
+def _add_compare(sub):
+    from kerasbench._baselines import list_baselines
+
+    p = sub.add_parser(
+        "compare", help="compare result sets side by side, with ratios",
+        description=("Compare result sets (files, folders, bundled baselines) side by side, "
+                     "matching configurations by model, mode, batch size and precision; "
+                     "ratios are relative to the first set or to --baseline, and "
+                     "configurations found on one side only are listed."),
+    )
+    p.add_argument("results", nargs="+", help="results .jsonl files or folders")
+    p.add_argument("--baseline", default=None,
+                   help="a bundled baseline (" + ", ".join(list_baselines()) + ") or the "
+                        "label of one of the inputs; ratios are relative to it")
+    p.add_argument("--ignore", type=_csv(str, "field"), default=(),
+                   help="fields not to match on, e.g. precision (to set a CPU's fp32 or "
+                        "bf16 beside a GPU's fp16)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.set_defaults(handler=_compare)
+
+
+def _compare(args):
+    import json
+
+    from kerasbench._baselines import load_baseline
+    from kerasbench._compare import compare
+    from kerasbench._results import read_results
+
+    sets = [(os.path.basename(os.path.normpath(path)) or path, read_results(path))
+            for path in args.results]
+    baseline = args.baseline
+    if baseline is not None and baseline not in {label for label, _ in sets}:
+        # Not one of the inputs: a bundled baseline (unknown names fail with a hint).
+        sets.insert(0, (baseline, load_baseline(baseline)))
+    comparison = compare(sets, baseline=baseline, ignore=tuple(args.ignore))
+    if args.json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        print(comparison.to_markdown())
+    return 0
+
+
 # ------------------------------------------------------------------ main
 
 
-COMMANDS = (_add_run, _add_list, _add_device, _add_sweep)
+COMMANDS = (_add_run, _add_list, _add_device, _add_sweep, _add_report, _add_compare)
 
 
 def build_parser():
@@ -322,7 +415,7 @@ def main(argv=None):
         return 2
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else 0
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OSError) as e:
         if os.environ.get("KERASBENCH_TRACEBACK"):
             raise
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)

@@ -1421,8 +1421,26 @@ class DeviceReport:
 
     @property
     def devices(self):
-        """Device names a benchmark can target: ``["cpu", "gpu:0", ...]``."""
-        return ["cpu"] + [g.name for g in self.accelerators if g.name]
+        """Device names a benchmark can target: ``["cpu", "gpu:0", ...]``.
+
+        TensorFlow's GPUs; with another Keras backend (JAX, PyTorch), the
+        GPUs that backend sees (`backend_gpus`) are added, since Keras models
+        run there.
+        """
+        names = ["cpu"] + [g.name for g in self.accelerators if g.name]
+        return names + [g for g in self.backend_gpus if g not in names]
+
+    @property
+    def backend_gpus(self):
+        """GPUs of a non-TensorFlow Keras backend, as ``"gpu:N"`` names."""
+        if self.software.keras_backend in (None, "tensorflow"):
+            return []
+        out = []
+        for d in self.software.keras_backend_devices or []:
+            kind, _, index = str(d).partition(":")
+            if kind.lower() in ("gpu", "cuda") and index.isdigit():
+                out.append(f"gpu:{index}")
+        return out
 
     def to_dict(self):
         """Returns the report as a JSON-serialisable dict with stable keys.
@@ -2220,7 +2238,11 @@ def _format_report(r):
                 f"{_unknown(g.pcie_gen_max)} x{_unknown(g.pcie_width_max)}), "
                 f"bus {_unknown(g.pci_bus_id)}")
         row("", f"peak {_fmt_peak(g.peak)}")
-    if not r.accelerators:
+    if not r.accelerators and r.backend_gpus:
+        row("GPUs", f"{', '.join(r.backend_gpus)} through the {r.software.keras_backend} "
+            "backend; TensorFlow's GPU facts and health check are not available: "
+            + (r.gpu_unavailable_reason or ""))
+    elif not r.accelerators:
         row("GPUs", "none. " + (r.gpu_unavailable_reason or ""))
     row("Devices", ", ".join(r.devices))
     if r.notes:

@@ -143,7 +143,7 @@ def reference(
     precision="fp32",
     optimizer="sgd",
     device=None,
-    jit_compile=False,
+    jit_compile=None,
     data_format=None,
     steps_per_execution=1,
     log_dir=None,
@@ -177,7 +177,10 @@ def reference(
             (SGD with momentum 0.9) or ``"adam"``; used in training.
         device: ``"cpu"``, ``"gpu"``, ``"gpu:N"``, or ``None`` for the best
             available (first GPU, else CPU).
-        jit_compile: Compile the step with XLA (default False).
+        jit_compile: Compile the step with XLA. Default ``None``: off on
+            TensorFlow (graph mode, as tf_cnn_benchmarks ran by default) and
+            PyTorch, on with JAX (whose only compiled mode is XLA; without it
+            every op runs eagerly, many times slower).
         data_format: ``"channels_last"`` or ``"channels_first"`` (GPU only:
             TensorFlow's CPU kernels need channels_last); default Keras'.
         steps_per_execution: Steps per compiled call (Keras ``compile``).
@@ -231,8 +234,10 @@ def reference(
     _choice("optimizer", optimizer, OPTIMIZERS)
     if data_format is not None:
         _choice("data_format", data_format, DATA_FORMATS)
-    if not isinstance(jit_compile, bool):
-        raise ValueError(f"`jit_compile` must be True or False. Received: jit_compile={jit_compile!r}")
+    if jit_compile is not None and not isinstance(jit_compile, bool):
+        raise ValueError(
+            f"`jit_compile` must be True, False or None. Received: jit_compile={jit_compile!r}"
+        )
     _positive_int("steps_per_execution", steps_per_execution)
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
@@ -276,6 +281,8 @@ def _run(info, mode, batch_size, precision, device, config, log_dir, verbose,
     from kerasbench._results import BenchmarkResult
 
     config["backend"] = keras.backend.backend()
+    if config["jit_compile"] is None:
+        config["jit_compile"] = config["backend"] == "jax"
     started = _now()
     steps, warmup = config["steps"], config["warmup_steps"]
     previous_policy = keras.config.dtype_policy()
@@ -306,7 +313,10 @@ def _run(info, mode, batch_size, precision, device, config, log_dir, verbose,
                       f"{warmup} warmup + {steps} steps", flush=True)
             if log_dir is not None:
                 device_report.write_tensorboard(log_dir)
-            cb = ThroughputCallback(warmup_steps=warmup, log_dir=log_dir, verbose=verbose)
+            # Every synthetic batch is full: the count is known, no need to read
+            # it from the device after each step.
+            cb = ThroughputCallback(batch_size=batch_size, warmup_steps=warmup,
+                                    log_dir=log_dir, verbose=verbose)
             if mode == "train":
                 wrapped.fit(placeholder, labels, batch_size=batch_size, epochs=1,
                             shuffle=False, callbacks=[cb], verbose=0)
