@@ -158,14 +158,11 @@ def append_result(path, result):
     if folder:
         os.makedirs(folder, exist_ok=True)
     line = (result.to_json() + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         _lock(fd)
         try:
-            # A previous writer killed mid-line leaves no newline at the end:
-            # start on a fresh line so this result stays readable.
-            if os.fstat(fd).st_size and not _ends_with_newline(path):
-                line = b"\n" + line
+            _mend_last_line(fd, path)
             os.write(fd, line)
             os.fsync(fd)
         finally:
@@ -174,10 +171,36 @@ def append_result(path, result):
         os.close(fd)
 
 
-def _ends_with_newline(path):
+def _mend_last_line(fd, path):
+    """Makes the file end with a newline before a result is appended.
+
+    A writer killed in the middle of a line leaves a fragment at the end;
+    under the lock nobody else is writing, so the fragment is cut off (with
+    a warning). A complete JSON line that only lacks its newline gets one.
+    """
+    import os
+    import warnings
+
+    size = os.fstat(fd).st_size
+    if not size:
+        return
     with open(path, "rb") as f:
-        f.seek(-1, 2)
-        return f.read(1) == b"\n"
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        data = f.read(size)
+    start = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[start:])
+        os.write(fd, b"\n")
+    except ValueError:
+        os.ftruncate(fd, start)
+        warnings.warn(
+            f"{path}: removed a last line that was cut short ({size - start} bytes, "
+            "from a run stopped while writing it)",
+            stacklevel=3,
+        )
 
 
 def _lock(fd):
