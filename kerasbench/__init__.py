@@ -11,6 +11,7 @@ import kerasbench
 cb = kerasbench.ThroughputCallback()          # on any model.fit / evaluate / predict
 result = kerasbench.reference("resnet50", batch_size=32, precision="bf16")
 print(kerasbench.DeviceReport.collect())
+results = kerasbench.sweep(["alexnet", "resnet50"], batch_sizes=[16, 32], out="results/")
 ```
 """
 
@@ -24,12 +25,18 @@ __all__ = [
     "ThroughputCallback",
     "ThroughputResult",
     "__version__",
+    "compare",
     "create_model",
+    "list_baselines",
     "list_models",
+    "load_baseline",
     "model_info",
+    "read_results",
     "reference",
     "register_model",
     "summarize",
+    "sweep",
+    "write_report",
 ]
 
 _LAZY = {
@@ -39,12 +46,18 @@ _LAZY = {
     "StepStats": "kerasbench._stats",
     "ThroughputCallback": "kerasbench._callback",
     "ThroughputResult": "kerasbench._meter",
+    "compare": "kerasbench._compare",
     "create_model": "kerasbench._models",
+    "list_baselines": "kerasbench._baselines",
     "list_models": "kerasbench._models",
+    "load_baseline": "kerasbench._baselines",
     "model_info": "kerasbench._models",
+    "read_results": "kerasbench._results",
     "reference": "kerasbench._reference",
     "register_model": "kerasbench._models",
     "summarize": "kerasbench._stats",
+    "sweep": "kerasbench._sweep",
+    "write_report": "kerasbench._report",
 }
 
 

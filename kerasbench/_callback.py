@@ -40,8 +40,8 @@ class _Phase:
     """Per-run state of one phase; the arithmetic lives in `meter`."""
 
     __slots__ = (
-        "name", "meter", "spe", "steps_per_epoch", "begin_index", "count_var",
-        "read_count", "prev_count", "iterations", "prev_iterations", "tb",
+        "name", "meter", "spe", "steps_per_epoch", "begin_index",
+        "read_count", "prev_count", "read_iterations", "prev_iterations", "tb",
         "next_log", "last_write", "progbar_open",
     )
 
@@ -51,10 +51,9 @@ class _Phase:
         self.spe = 1
         self.steps_per_epoch = None
         self.begin_index = 0
-        self.count_var = None
         self.read_count = None
         self.prev_count = 0.0
-        self.iterations = None
+        self.read_iterations = None
         self.prev_iterations = 0
         self.tb = None
         self.next_log = 0
@@ -183,14 +182,14 @@ class ThroughputCallback(keras.callbacks.Callback):
         st.steps_per_epoch = steps_per_epoch
         st.next_log = self.log_every
         if self.batch_size is None and name != "predict":
-            st.count_var = _loss_count_variable(self.model)
-            if st.count_var is not None:
-                st.read_count = _variable_reader(st.count_var)
+            count = _loss_count_variable(self.model)
+            if count is not None:
+                st.read_count = _variable_reader(count)
         if st.spe > 1 and steps_per_epoch is None and name == "train":
-            optimizer = getattr(self.model, "optimizer", None)
-            st.iterations = getattr(optimizer, "iterations", None)
-            if st.iterations is not None:
-                st.prev_iterations = int(_variable_reader(st.iterations)())
+            iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+            if iterations is not None:
+                st.read_iterations = _variable_reader(iterations)
+                st.prev_iterations = int(st.read_iterations())
         if self.log_dir is not None:
             st.tb = ScalarLog(os.path.join(self.log_dir, name), _TB_TAGS)
             st.tb.open()
@@ -294,8 +293,8 @@ class ThroughputCallback(keras.callbacks.Callback):
         """Steps run since the batch-begin hook (several with steps_per_execution)."""
         if st.spe == 1:
             return 1
-        if st.iterations is not None:
-            now = int(_variable_reader(st.iterations)())
+        if st.read_iterations is not None:
+            now = int(st.read_iterations())
             k, st.prev_iterations = now - st.prev_iterations, now
             if k > 0:
                 return k
@@ -317,25 +316,29 @@ class ThroughputCallback(keras.callbacks.Callback):
             logger.info(text)
             return
         prefix = ""
-        if st is not None and st.progbar_open and self.params.get("verbose") in (1, "auto"):
+        if st is not None and st.progbar_open and self._param("verbose") in (1, "auto"):
             # Keras' progress bar may have left a line open: start a fresh one.
             prefix = "\r\x1b[K" if sys.stdout.isatty() else "\n"
         sys.stdout.write(prefix + text + "\n")
         sys.stdout.flush()
+
+    def _param(self, name):
+        # Keras passes `params` (verbose, epochs, steps) before the first hook.
+        return (self.params or {}).get(name)
 
     # ------------------------------------------------------------------ hooks
 
     def on_train_begin(self, logs=None):
         self._in_fit = True
         self._phases.pop("validation", None)
-        self._begin("train", steps_per_epoch=self.params.get("steps"))
+        self._begin("train", steps_per_epoch=self._param("steps"))
 
     def on_epoch_begin(self, epoch, logs=None):
         st = self._phases.get("train")
         if st is None:
             return
         st.prev_count = 0.0  # Keras resets metrics before each epoch
-        steps, epochs = self.params.get("steps"), self.params.get("epochs")
+        steps, epochs = self._param("steps"), self._param("epochs")
         if steps and epochs:
             st.meter.plan(steps * (epochs - epoch))
 
@@ -376,7 +379,7 @@ class ThroughputCallback(keras.callbacks.Callback):
                 st = self._begin("validation", steps_per_epoch=getattr(iterator, "num_batches", None))
             st.prev_count = 0.0
         else:
-            steps = self.params.get("steps")
+            steps = self._param("steps")
             self._begin("evaluate", total_steps=steps, steps_per_epoch=steps)
 
     def on_test_batch_begin(self, batch, logs=None):
@@ -398,7 +401,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             self._end("evaluate")
 
     def on_predict_begin(self, logs=None):
-        steps = self.params.get("steps")
+        steps = self._param("steps")
         self._begin("predict", total_steps=steps, steps_per_epoch=steps)
 
     def on_predict_batch_begin(self, batch, logs=None):

@@ -1080,6 +1080,17 @@ def explain_no_gpu(facts):
 # Data classes.
 
 
+class _Record:
+    """Base of the report's dataclasses: `from_dict` rebuilds nested records."""
+
+    _NESTED = {}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuilds the record from `dataclasses.asdict` output (unknown keys ignored)."""
+        return _from_dict(cls, d, cls._NESTED)
+
+
 def _from_dict(cls, d, nested=None):
     if not isinstance(d, dict):
         raise TypeError(
@@ -1103,7 +1114,7 @@ def _from_dict(cls, d, nested=None):
 
 
 @dataclasses.dataclass
-class HostInfo:
+class HostInfo(_Record):
     """The machine: CPU, memory, operating system, virtualisation."""
 
     cpu_model: str | None = None
@@ -1134,13 +1145,9 @@ class HostInfo:
     hypervisor: str | None = None
     peak: dict | None = None
 
-    @classmethod
-    def from_dict(cls, d):
-        return _from_dict(cls, d)
-
 
 @dataclasses.dataclass
-class SoftwareInfo:
+class SoftwareInfo(_Record):
     """Versions, build, and the settings that change performance."""
 
     versions: dict = dataclasses.field(default_factory=dict)
@@ -1158,13 +1165,9 @@ class SoftwareInfo:
     inter_op_threads: int | None = None
     env: dict = dataclasses.field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, d):
-        return _from_dict(cls, d)
-
 
 @dataclasses.dataclass
-class GpuInfo:
+class GpuInfo(_Record):
     """One GPU TensorFlow can use; ``name`` is what `check` and benchmarks take."""
 
     name: str | None = None
@@ -1194,13 +1197,9 @@ class GpuInfo:
     peak: dict | None = None
     sources: list = dataclasses.field(default_factory=list)
 
-    @classmethod
-    def from_dict(cls, d):
-        return _from_dict(cls, d)
-
 
 @dataclasses.dataclass
-class CorrectnessResult:
+class CorrectnessResult(_Record):
     """One op at one precision on one device, against a float64 reference."""
 
     op: str = ""
@@ -1212,13 +1211,9 @@ class CorrectnessResult:
     ran_on: str | None = None
     error: str | None = None
 
-    @classmethod
-    def from_dict(cls, d):
-        return _from_dict(cls, d)
-
 
 @dataclasses.dataclass
-class MatmulResult:
+class MatmulResult(_Record):
     """Achieved dense matmul throughput at one precision."""
 
     precision: str = ""
@@ -1232,13 +1227,9 @@ class MatmulResult:
     ran_on: str | None = None
     error: str | None = None
 
-    @classmethod
-    def from_dict(cls, d):
-        return _from_dict(cls, d)
-
 
 @dataclasses.dataclass
-class CopyBandwidth:
+class CopyBandwidth(_Record):
     """Host-to-device and device-to-host copy bandwidth (GB/s, 1e9 bytes/s)."""
 
     bytes: int | None = None
@@ -1246,13 +1237,9 @@ class CopyBandwidth:
     device_to_host_gbps: float | None = None
     error: str | None = None
 
-    @classmethod
-    def from_dict(cls, d):
-        return _from_dict(cls, d)
-
 
 @dataclasses.dataclass
-class DeviceHealth:
+class DeviceHealth(_Record):
     """The health check of one device."""
 
     device: str = ""
@@ -1264,15 +1251,12 @@ class DeviceHealth:
     bandwidth: CopyBandwidth | None = None
     notes: list = dataclasses.field(default_factory=list)
 
-    @classmethod
-    def from_dict(cls, d):
-        return _from_dict(cls, d, {"correctness": CorrectnessResult,
-                                   "throughput": MatmulResult,
-                                   "bandwidth": CopyBandwidth})
+    _NESTED = {"correctness": CorrectnessResult, "throughput": MatmulResult,
+               "bandwidth": CopyBandwidth}
 
 
 @dataclasses.dataclass
-class HealthCheck:
+class HealthCheck(_Record):
     """Result of `DeviceReport.check`.
 
     Attributes:
@@ -1299,10 +1283,7 @@ class HealthCheck:
         """Returns a JSON-serialisable dict (see `from_dict`)."""
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d):
-        """Rebuilds a `HealthCheck` from `to_dict`'s output."""
-        return _from_dict(cls, d, {"devices": DeviceHealth})
+    _NESTED = {"devices": DeviceHealth}
 
     def __str__(self):
         return _format_health(self)

@@ -749,3 +749,18 @@ def test_readable_block_names_every_section(report):
                   "oneDNN", "XLA JIT", "Precision", "Threads", "Environment", "Devices"):
         assert re.search(rf"^  {re.escape(label)}\s", text, re.M), label
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_gpus_of_another_keras_backend_are_targets():
+    from kerasbench._device import DeviceReport
+
+    def report(backend, devices):
+        return DeviceReport.from_dict({"software": {"keras_backend": backend,
+                                                    "keras_backend_devices": devices}})
+
+    assert report("jax", ["gpu:0", "gpu:1"]).devices == ["cpu", "gpu:0", "gpu:1"]
+    assert report("torch", ["cpu", "cuda:0"]).devices == ["cpu", "gpu:0"]
+    assert report("jax", ["cpu:0"]).devices == ["cpu"]
+    # With TensorFlow, only TensorFlow's own GPU list counts.
+    assert report("tensorflow", ["gpu:0"]).devices == ["cpu"]
+    assert "gpu:0 through the jax backend" in str(report("jax", ["gpu:0"]))
