@@ -11,7 +11,9 @@ about 5 ms per step on a 2-core CPU):
 
 Configurations: no callback, ThroughputCallback (TensorBoard off), with
 TensorBoard on, and for reference a naive callback that calls
-`tf.summary.scalar` twice per step.
+`tf.summary.scalar` twice per step. Last, the TensorBoard writer's own costs:
+opening it (event file and compiled write function, once per fit and phase)
+and writing one value.
 
     python bench/overhead.py                # about 2 minutes
     python bench/overhead.py --rounds 3     # quicker, wider interval
@@ -78,6 +80,27 @@ def instrument(callback):
 
         setattr(callback, name, timed)
     return spent
+
+
+def tensorboard_costs(tmp, repeats=5, rows=400):
+    """Median ms to open a ScalarLog and us to write one value through it."""
+    from kerasbench._callback import _TB_TAGS
+    from kerasbench._tensorboard import ScalarLog
+
+    opens, per_value = [], []
+    for i in range(repeats):
+        log = ScalarLog(os.path.join(tmp, f"costs{i}"), _TB_TAGS)
+        t = time.perf_counter()
+        log.open()
+        opens.append(time.perf_counter() - t)
+        for step in range(rows):  # what the callback adds per measured step
+            log.add(step, (0.005, 19200.0, 19000.0, float("nan")))
+        values = log.pending
+        t = time.perf_counter()
+        log.write()
+        per_value.append((time.perf_counter() - t) / values)
+        log.close()
+    return 1e3 * float(np.median(opens[1:])), 1e6 * float(np.median(per_value))
 
 
 def build(units, features):
@@ -159,6 +182,11 @@ def main():
         a_step = 100 * float(np.mean(step_share[name]))
         a_all = 100 * float(np.mean(hook_share[name]))
         print(f"{name:<22} {a_step:>19.2f}% {a_all:>14.2f}% {f'{m:.3f} +/- {h:.3f}':>32}")
+    open_ms, value_us = tensorboard_costs(tmp)
+    print()
+    print(f"TensorBoard writer: {open_ms:.0f} ms to open (once per fit and phase, before "
+          f"the first step), {value_us:.1f} us per value written (3 per step: "
+          f"{3 * value_us / 1e3 / float(np.mean(step_time)) / 10:.2f}% of the mean step)")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ __all__ = [
     "register_model",
     "summarize",
     "sweep",
+    "write_csv",
     "write_report",
 ]
 
@@ -57,6 +58,7 @@ _LAZY = {
     "register_model": "kerasbench._models",
     "summarize": "kerasbench._stats",
     "sweep": "kerasbench._sweep",
+    "write_csv": "kerasbench._results",
     "write_report": "kerasbench._report",
 }
 

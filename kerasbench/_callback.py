@@ -25,7 +25,10 @@ from kerasbench._tensorboard import ScalarLog
 
 _NAN = float("nan")
 _TB_TAGS = ("step_time_s", "step_images_per_sec", "images_per_sec", "steps_per_sec")
+# Buffered TensorBoard values are written every 10 s, or sooner once 30,000
+# wait (10,000 steps: about 3 MB of Python objects).
 _TB_WRITE_EVERY_S = 10.0
+_TB_MAX_PENDING = 30_000
 _ARGS = ("batch_size", "warmup_steps", "log_every", "log_dir", "verbose", "max_recorded_steps")
 
 logger = logging.getLogger("kerasbench")
@@ -230,7 +233,8 @@ class ThroughputCallback(keras.callbacks.Callback):
             duration, measured = meter.step(t, k, samples)
             self._to_tensorboard(st, duration, k, samples,
                                  meter.running_rate() if measured else None)
-        if st.tb is not None and t - st.last_write >= _TB_WRITE_EVERY_S:
+        if st.tb is not None and (t - st.last_write >= _TB_WRITE_EVERY_S
+                                  or st.tb.pending >= _TB_MAX_PENDING):
             st.tb.write()
             st.last_write = time.perf_counter()
         st.progbar_open = True

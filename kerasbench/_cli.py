@@ -26,24 +26,23 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+def _int_at_least(minimum, allowed):
+    """An argparse type: an integer >= ``minimum``; ``allowed`` says so in words."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
 def _quiet_tensorflow():
@@ -300,27 +299,36 @@ def _add_report(sub):
     )
     p.add_argument("results", help="a results .jsonl file or a folder of them")
     p.add_argument("--out", default=None,
-                   help="folder for report.md and report.png (default: the results folder)")
+                   help="folder for report.md, report.png and results.csv (default: the "
+                        "results folder)")
     p.add_argument("--models", type=_csv(str, "model"), default=None,
                    help="column order, e.g. inception3,resnet50,vgg16,alexnet,nasnet")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="chart only this batch size (default: one panel per batch size)")
     p.add_argument("--baseline", default=None,
                    help="series the chart's speedups are relative to (default: the slowest)")
+    p.add_argument("--with-baseline", action="append", default=[], metavar="NAME",
+                   help="add a bundled published baseline (e.g. gtx1050ti-fp16) to the "
+                        "tables and the chart; may be repeated")
     p.set_defaults(handler=_report)
 
 
 def _report(args):
+    from kerasbench._baselines import load_baseline
     from kerasbench._report import markdown_tables, write_report
-    from kerasbench._results import read_results
+    from kerasbench._results import read_results, write_csv
 
     results = read_results(args.results)
+    for name in args.with_baseline:
+        results += load_baseline(name)
     out = args.out or (args.results if os.path.isdir(args.results)
                        else os.path.dirname(os.path.abspath(args.results)))
     paths = write_report(results, out, models=args.models, batch_size=args.batch_size,
                          baseline=args.baseline)
+    csv_path = write_csv(results, os.path.join(out, "results.csv"))
     print(markdown_tables(results, models=args.models))
     print(f"wrote {paths['markdown']}")
+    print(f"wrote {csv_path}")
     if paths.get("png"):
         print(f"wrote {paths['png']}")
     else:
@@ -348,6 +356,8 @@ def _add_compare(sub):
     p.add_argument("--ignore", type=_csv(str, "field"), default=(),
                    help="fields not to match on, e.g. precision (to set a CPU's fp32 or "
                         "bf16 beside a GPU's fp16)")
+    p.add_argument("--models", type=_csv(str, "model"), default=None,
+                   help="compare only these models, e.g. inception3,resnet50,vgg16")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.set_defaults(handler=_compare)
 
@@ -365,6 +375,11 @@ def _compare(args):
     if baseline is not None and baseline not in {label for label, _ in sets}:
         # Not one of the inputs: a bundled baseline (unknown names fail with a hint).
         sets.insert(0, (baseline, load_baseline(baseline)))
+    if args.models is not None:
+        from kerasbench._models import model_info
+
+        keep = {model_info(name).name for name in args.models}  # unknown names: a hint
+        sets = [(label, [r for r in results if r.model in keep]) for label, results in sets]
     comparison = compare(sets, baseline=baseline, ignore=tuple(args.ignore))
     if args.json:
         print(json.dumps(comparison.to_dict(), indent=2))

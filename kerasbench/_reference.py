@@ -35,6 +35,15 @@ def _positive_int(name, value, minimum=1):
         raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
 
 
+def _check_warmup(warmup_steps, steps):
+    _positive_int("warmup_steps", warmup_steps, minimum=0)
+    if warmup_steps > steps:
+        raise ValueError(
+            "`warmup_steps` must not exceed `steps` (at most half of a run is "
+            f"warmup). Received: warmup_steps={warmup_steps}, steps={steps}"
+        )
+
+
 def _choice(name, value, allowed):
     if value not in allowed:
         close = difflib.get_close_matches(str(value), list(allowed), n=1)
@@ -215,12 +224,7 @@ def reference(
     _positive_int("steps", steps)
     if warmup_steps is None:
         warmup_steps = min(DEFAULT_WARMUP_STEPS, steps)
-    _positive_int("warmup_steps", warmup_steps, minimum=0)
-    if warmup_steps > steps:
-        raise ValueError(
-            "`warmup_steps` must not exceed `steps` (at most half of a run is "
-            f"warmup). Received: warmup_steps={warmup_steps}, steps={steps}"
-        )
+    _check_warmup(warmup_steps, steps)
     if image_size is None:
         image_size = info.image_size
     _positive_int("image_size", image_size)

@@ -360,11 +360,14 @@ def _data_kind(group):
 
 
 def _shared_settings(group):
+    # The settings of the runs that ran: a failed run's record may lack them.
+    runs = [r for r in group if r.source != "published" and r.ok] or \
+        [r for r in group if r.source != "published"]
     parts = []
     for name in _SHOWN_SETTINGS:
-        values = {repr(r.config.get(name)) for r in group if r.source != "published"}
+        values = {repr(r.config.get(name)) for r in runs}
         if len(values) == 1:
-            value = next(r.config.get(name) for r in group if r.source != "published")
+            value = runs[0].config.get(name)
             if value is not None:
                 parts.append(f"{name}={value}")
     return ", ".join(parts)
@@ -372,6 +375,7 @@ def _shared_settings(group):
 
 def _optimizer_cell(group, model):
     runs = [r for r in group if r.model == model]
+    runs = [r for r in runs if r.ok] or runs
     if not runs:
         return MISSING_CELL
     names = _first_seen("-" if r.mode == "inference"

@@ -269,3 +269,59 @@ def read_results(path):
                 continue
             raise ResultsFileError(f"{path}:{number}: not a valid result: {e}") from None
     return results
+
+
+# ------------------------------------------------------------------- CSV
+
+#: Columns of the CSV export, in order: the configuration, the outcome, the
+#: figures (names as in `ThroughputResult`), then settings and provenance.
+CSV_COLUMNS = (
+    "model", "mode", "batch_size", "precision", "device", "machine", "status", "error",
+    "images_per_sec", "images_per_sec_sem", "images_per_sec_jitter",
+    "steps_per_sec", "step_time_s", "step_time_sd_s", "step_time_p50_s",
+    "step_time_p90_s", "step_time_p99_s", "step_time_min_s", "step_time_max_s",
+    "steps", "samples", "warmup_steps", "first_step_s",
+    "image_size", "num_classes", "optimizer", "jit_compile", "data_format",
+    "steps_per_execution", "backend", "params",
+    "keras", "tensorflow", "kerasbench", "source", "started_at", "finished_at",
+)
+_STATS_COLUMNS = CSV_COLUMNS[8:23]
+_CONFIG_COLUMNS = CSV_COLUMNS[23:30]
+_VERSION_COLUMNS = ("keras", "tensorflow", "kerasbench")
+
+
+def csv_row(result):
+    """The flat figures of one result, keyed by `CSV_COLUMNS` (``None`` where absent)."""
+    row = {name: getattr(result, name) for name in
+           ("model", "mode", "batch_size", "precision", "device", "machine", "status",
+            "error", "params", "source", "started_at", "finished_at")}
+    row.update({name: result.stats.get(name) for name in _STATS_COLUMNS})
+    row.update({name: result.config.get(name) for name in _CONFIG_COLUMNS})
+    versions = result.versions or {}
+    row.update({name: versions.get(name) or versions.get(f"{name}-cpu")
+                for name in _VERSION_COLUMNS})
+    return {name: row.get(name) for name in CSV_COLUMNS}
+
+
+def write_csv(results, path):
+    """Writes the flat figures of results as CSV, one row per result.
+
+    Args:
+        results: `BenchmarkResult`s (failures included: their figures are empty).
+        path: The ``.csv`` file to write (its folder is created).
+
+    Returns:
+        ``path``.
+    """
+    import csv
+    import os
+
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for result in results:
+            writer.writerow({k: "" if v is None else v for k, v in csv_row(result).items()})
+    return path

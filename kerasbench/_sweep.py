@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 from kerasbench._reference import (
@@ -27,6 +28,7 @@ from kerasbench._reference import (
     MODES,
     OPTIMIZERS,
     PRECISIONS,
+    _check_warmup,
     _choice,
     _now,
     _positive_int,
@@ -207,7 +209,7 @@ def sweep(
     configs = plan(models, batch_sizes, precisions, devices, modes)
     _positive_int("steps", steps)
     if warmup_steps is not None:
-        _positive_int("warmup_steps", warmup_steps, minimum=0)
+        _check_warmup(warmup_steps, steps)
     if "optimizer" in options:
         _choice("optimizer", options["optimizer"], OPTIMIZERS)
     if options.get("data_format") is not None:
@@ -226,8 +228,10 @@ def sweep(
     runner = _Runner(steps, warmup_steps, options, machine, isolate, timeout_s)
     display = _Progress(len(configs), enabled=progress)
     results = []
+    guard = _InterruptGuard()
     try:
         for config in configs:
+            guard.check()
             display.start(config)
             batch = config.batch_size
             while True:
@@ -241,9 +245,44 @@ def sweep(
                 if not retry:
                     break
                 batch //= 2
+                guard.check()
+        guard.check()
     finally:
+        guard.close()
         display.close()
     return results
+
+
+class _InterruptGuard:
+    """Makes Ctrl-C stop the sweep even when the interrupt is swallowed.
+
+    Python turns SIGINT into `KeyboardInterrupt` wherever the main thread
+    happens to be; when that is a ``__del__`` method or a weakref callback
+    (TensorFlow has many), the exception is printed and ignored and the run
+    goes on. The guard remembers the signal, and `check` (called between
+    configurations) raises it again. Only installed in the main thread and
+    only over Python's default handler.
+    """
+
+    def __init__(self):
+        self.interrupted = False
+        self._previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def check(self):
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    def close(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _requested_key(result):
@@ -276,9 +315,7 @@ class _Runner:
             result = BenchmarkResult(
                 model=config.model, mode=config.mode, batch_size=config.batch_size,
                 precision=config.precision, device=device,
-                status=status, error=error,
-                config={"steps": self.steps, "warmup_steps": self.warmup_steps,
-                        **self.options},
+                status=status, error=error, config=self._config(config),
                 versions=versions(), started_at=started, finished_at=_now(),
                 device_report=report.to_dict(),
             )
@@ -286,6 +323,21 @@ class _Runner:
         result.config["requested_batch_size"] = requested.batch_size
         result.config["requested_device"] = requested.device
         return result
+
+    def _config(self, config):
+        """The settings a failed run was given (what `reference` would record)."""
+        from kerasbench._models import model_info
+
+        o = self.options
+        return {
+            "steps": self.steps, "warmup_steps": self.warmup_steps,
+            "image_size": o.get("image_size") or model_info(config.model).image_size,
+            "num_classes": o.get("num_classes", 1000),
+            "optimizer": o.get("optimizer", "sgd") if config.mode == "train" else None,
+            "jit_compile": o.get("jit_compile"), "data_format": o.get("data_format"),
+            "steps_per_execution": o.get("steps_per_execution", 1),
+            "synthetic_data": True, "seed": o.get("seed", 0),
+        }
 
     def _device_report(self):
         if self._report is None:
@@ -301,7 +353,7 @@ class _Runner:
             result = reference(
                 config.model, mode=config.mode, batch_size=config.batch_size,
                 precision=config.precision, device=config.device, steps=self.steps,
-                warmup_steps=self._warmup(), verbose=0, machine=self.machine,
+                warmup_steps=self.warmup_steps, verbose=0, machine=self.machine,
                 device_report=self._device_report(), **self.options,
             )
             return result, "ok", None
@@ -311,17 +363,12 @@ class _Runner:
             message = f"{type(e).__name__}: {' '.join(str(e).split())}"[:2000]
             return None, _status_of(message), message
 
-    def _warmup(self):
-        if self.warmup_steps is None:
-            return None
-        return min(self.warmup_steps, self.steps)
-
     def _command(self, config):
         cmd = [sys.executable, "-m", "kerasbench", "run", config.model,
                "--mode", config.mode, "--batch-size", str(config.batch_size),
                "--precision", config.precision, "--steps", str(self.steps), "--json"]
         if self.warmup_steps is not None:
-            cmd += ["--warmup-steps", str(self._warmup())]
+            cmd += ["--warmup-steps", str(self.warmup_steps)]
         if config.device is not None:
             cmd += ["--device", config.device]
         o = self.options

@@ -1,5 +1,6 @@
 """Sweeps: real small runs, killed runs, injected failures, result files."""
 
+import csv
 import json
 import multiprocessing
 import os
@@ -15,10 +16,12 @@ import pytest
 from kerasbench import _reference, _sweep
 from kerasbench._cli import main
 from kerasbench._results import (
+    CSV_COLUMNS,
     BenchmarkResult,
     ResultsFileError,
     append_result,
     read_results,
+    write_csv,
 )
 from kerasbench._sweep import Configuration, plan, sweep
 
@@ -147,6 +150,27 @@ def test_oom_retry_halves_the_batch_until_it_fits(tmp_path, monkeypatch):
     assert {r.config["requested_batch_size"] for r in results} == {16}
 
 
+class _InterruptInDel:
+    """Ctrl-C landing in a ``__del__``: Python prints the KeyboardInterrupt and ignores it."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_ctrl_c_swallowed_inside_a_run_still_stops_the_sweep(tmp_path, monkeypatch):
+    def fail(model, batch):
+        if batch == 4:
+            _InterruptInDel()  # collected at once; the interrupt is swallowed there
+        return None
+
+    monkeypatch.setattr(_reference, "reference", fake_reference(fail))
+    with pytest.raises(KeyboardInterrupt):
+        tiny_sweep(tmp_path, batch_sizes=[2, 4, 8])
+    assert [r["batch_size"] for r in lines(tmp_path / "box.jsonl")] == [2, 4]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
 def test_resume(tmp_path, monkeypatch):
     failing = {"on": True}
 
@@ -198,7 +222,7 @@ def test_child_timeout(tmp_path, monkeypatch):
 # ---------------------------------------------------- killed and resumed
 
 SWEEP_CMD = [sys.executable, "-m", "kerasbench", "sweep", "--models", "lenet",
-             "--batch-sizes", "1,2,3,4,5,6", "--steps", "2", "--warmup-steps", "1",
+             "--batch-sizes", "1,2,3,4,5,6,7,8", "--steps", "2", "--warmup-steps", "1",
              "--image-size", "8", "--num-classes", "3", "--machine", "box", "--no-isolate"]
 
 
@@ -223,7 +247,7 @@ def test_killed_sweep_keeps_results_and_resumes(tmp_path, sig):
     proc.communicate(timeout=60)
     assert proc.returncode == (-9 if sig == signal.SIGKILL else 130)
     kept = read_results(out)
-    assert 2 <= len(kept) < 6 and all(r.ok for r in kept)
+    assert 2 <= len(kept) < 8 and all(r.ok for r in kept)
     done = [r.batch_size for r in kept]
     assert done == sorted(done) == list(range(1, len(done) + 1))
 
@@ -231,8 +255,8 @@ def test_killed_sweep_keeps_results_and_resumes(tmp_path, sig):
                            capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     final = read_results(out)
-    assert sorted(r.batch_size for r in final) == [1, 2, 3, 4, 5, 6]  # nothing twice
-    assert f"{6 - len(kept)} of {6 - len(kept)} runs succeeded" in rerun.stdout
+    assert sorted(r.batch_size for r in final) == [1, 2, 3, 4, 5, 6, 7, 8]  # nothing twice
+    assert f"{8 - len(kept)} of {8 - len(kept)} runs succeeded" in rerun.stdout
 
 
 @pytest.mark.slow
@@ -346,6 +370,11 @@ def test_cli_sweep_report_and_compare(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "report.md").read_text().startswith("#")
+    with open(tmp_path / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and {r["model"] for r in rows} == {"lenet", "trivial"}
+    assert all(float(r["images_per_sec"]) > 0 and r["samples"] == str(2 * int(r["batch_size"]))
+               for r in rows)
     png = (tmp_path / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert "wrote" in out
@@ -354,6 +383,15 @@ def test_cli_sweep_report_and_compare(tmp_path, capsys):
                  "--ignore", "precision"]) == 0
     out = capsys.readouterr().out
     assert "gtx1050ti-fp16 (published)" in out and "Only in some columns" in out
+    assert "Trivial, train" in out
+
+    assert main(["compare", str(tmp_path / "box.jsonl"), "--baseline", "gtx1050ti-fp16",
+                 "--ignore", "precision", "--models", "lenet,resnet50"]) == 0
+    out = capsys.readouterr().out
+    assert "LeNet, train" in out and "ResNet-50, train" in out
+    assert "Trivial" not in out and "AlexNet" not in out
+    assert main(["compare", str(tmp_path / "box.jsonl"), "--models", "lenett"]) == 2
+    assert "Did you mean 'lenet'" in capsys.readouterr().err
 
 
 def test_cli_sweep_exit_code_says_something_failed(tmp_path, capsys, monkeypatch):
@@ -366,3 +404,23 @@ def test_cli_sweep_exit_code_says_something_failed(tmp_path, capsys, monkeypatch
 
 def test_configuration_label():
     assert Configuration("lenet", "train", 2, "fp32", None).label() == "lenet train bs2 fp32 auto"
+
+
+def test_csv_export_has_flat_figures_and_failures(tmp_path):
+    ok = result(4)
+    ok.stats.update(images_per_sec_sem=0.5, step_time_p99_s=0.25, samples=40)
+    ok.config.update(image_size=32, optimizer="sgd")
+    ok.versions = {"keras": "3.15.1", "tensorflow-cpu": "2.21.0"}
+    failed = BenchmarkResult(model="vgg16", mode="train", batch_size=64, precision="fp16",
+                             device="gpu:0", status="oom", error="OOM when allocating")
+    path = write_csv([ok, failed], tmp_path / "sub" / "r.csv")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == CSV_COLUMNS
+        first, second = list(reader)
+    assert (first["model"], first["images_per_sec"], first["images_per_sec_sem"]) == \
+        ("lenet", "4.0", "0.5")
+    assert (first["step_time_p99_s"], first["samples"], first["image_size"]) == ("0.25", "40", "32")
+    assert (first["keras"], first["tensorflow"]) == ("3.15.1", "2.21.0")
+    assert (second["status"], second["error"], second["images_per_sec"]) == \
+        ("oom", "OOM when allocating", "")
