@@ -448,6 +448,39 @@ def test_tensorboard_side_by_side_with_keras(tmp_path):
     assert len(os.listdir(tmp_path / "train")) == 2  # one event file each
 
 
+class _WriterWithoutHandle:
+    """A tf.summary writer that hides its resource handle (as a future TF might)."""
+
+    def __init__(self, writer):
+        self._inner = writer
+
+    def __getattr__(self, name):
+        if name == "_resource":
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("hide_handle", [False, True])
+def test_scalar_log_writes_every_value_once(tmp_path, monkeypatch, hide_handle):
+    from kerasbench._tensorboard import ScalarLog
+
+    if hide_handle:  # the eager fallback must write the same file
+        create = tf.summary.create_file_writer
+        monkeypatch.setattr(tf.summary, "create_file_writer",
+                            lambda *a, **k: _WriterWithoutHandle(create(*a, **k)))
+    logs = [ScalarLog(str(tmp_path / name), ("a", "b")) for name in ("one", "two")]
+    for n, log in enumerate(logs):  # two logs: the compiled function is shared
+        log.open()
+        for step in range(1, 6):
+            log.add(step, (step * 0.5 + n, float("nan") if step % 2 else step * 10.0))
+        log.write()
+        log.add(6, (9.0, 9.5))
+        log.close()
+        s = read_scalars(str(tmp_path / ("one", "two")[n]))
+        assert s["kerasbench/a"] == [(k, k * 0.5 + n) for k in range(1, 6)] + [(6, 9.0)]
+        assert s["kerasbench/b"] == [(2, 20.0), (4, 40.0), (6, 9.5)]  # NaN skipped
+
+
 def test_no_event_file_unless_asked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "tb"
