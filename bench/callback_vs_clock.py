@@ -28,8 +28,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kerasbench  # noqa: E402
-from kerasbench._reference import PRECISIONS, _synthetic_model  # noqa: E402
-from kerasbench._stats import mean_confidence_interval  # noqa: E402
+from kerasbench._runs.reference import PRECISIONS, _synthetic_model  # noqa: E402
+from kerasbench._timing.stats import mean_confidence_interval  # noqa: E402
 
 
 class StopClock(keras.callbacks.Callback):

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kerasbench  # noqa: E402
-from kerasbench._stats import mean_confidence_interval  # noqa: E402
+from kerasbench._timing.stats import mean_confidence_interval  # noqa: E402
 
 HOOKS = ("on_train_batch_begin", "on_train_batch_end")
 

@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kerasbench  # noqa: E402
-from kerasbench._reference import LEARNING_RATE, PRECISIONS  # noqa: E402
-from kerasbench._stats import mean_confidence_interval  # noqa: E402
+from kerasbench._runs.reference import LEARNING_RATE, PRECISIONS  # noqa: E402
+from kerasbench._timing.stats import mean_confidence_interval  # noqa: E402
 
 
 class PlainLoop:

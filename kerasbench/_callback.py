@@ -1,8 +1,8 @@
 """ThroughputCallback: per-step timing and images/sec for any Keras 3 loop.
 
 A thin adapter: the hooks read the clock and the sample counters and hand the
-numbers to a `PhaseMeter`; every figure comes from `kerasbench._stats`, every
-line of text from `kerasbench._reporting`, every TensorBoard value goes
+numbers to a `PhaseMeter`; every figure comes from `kerasbench._timing.stats`, every
+line of text from `kerasbench._timing.text`, every TensorBoard value goes
 through `kerasbench._tensorboard`. Only Keras APIs are used here.
 """
 
@@ -18,9 +18,9 @@ import warnings
 
 import keras
 
-from kerasbench import _reporting
-from kerasbench._meter import DEFAULT_WARMUP_STEPS, PENDING, PhaseMeter
-from kerasbench._stats import DEFAULT_CAPACITY, rate
+from kerasbench._timing import text as _text
+from kerasbench._timing.meter import DEFAULT_WARMUP_STEPS, PENDING, PhaseMeter
+from kerasbench._timing.stats import DEFAULT_CAPACITY, rate
 from kerasbench._tensorboard import ScalarLog
 
 _NAN = float("nan")
@@ -212,7 +212,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         result = st.meter.result()
         self.results[name] = result
         if self.verbose:
-            self._emit(_reporting.format_summary(result), st)
+            self._emit(_text.format_summary(result), st)
 
     def _step_end(self, st, end_index, logs):
         t = time.perf_counter()
@@ -242,7 +242,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             st.next_log = (meter.steps_done // self.log_every + 1) * self.log_every
             if self.verbose == 1:
                 unit = "images" if meter.samples_known else "steps"
-                line = _reporting.format_step_line(
+                line = _text.format_step_line(
                     st.name, meter.steps_done, duration / k,
                     meter.running_stats() if measured else None, unit,
                 )

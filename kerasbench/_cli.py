@@ -54,7 +54,7 @@ def _quiet_tensorflow():
 
 
 def _add_run(sub):
-    from kerasbench._reference import DEFAULT_STEPS, MODES, OPTIMIZERS, PRECISIONS
+    from kerasbench._runs.reference import DEFAULT_STEPS, MODES, OPTIMIZERS, PRECISIONS
 
     p = sub.add_parser(
         "run",
@@ -108,7 +108,7 @@ def _add_run(sub):
 
 def _run(args):
     _quiet_tensorflow()
-    from kerasbench._reference import reference
+    from kerasbench._runs.reference import reference
 
     result = reference(
         args.model, mode=args.mode, batch_size=args.batch_size, steps=args.steps,
@@ -202,7 +202,7 @@ def _csv(convert, name):
 
 
 def _add_sweep(sub):
-    from kerasbench._reference import DEFAULT_STEPS, OPTIMIZERS
+    from kerasbench._runs.reference import DEFAULT_STEPS, OPTIMIZERS
 
     p = sub.add_parser(
         "sweep",
@@ -259,7 +259,7 @@ def _add_sweep(sub):
 
 def _sweep(args):
     _quiet_tensorflow()
-    from kerasbench._sweep import sweep
+    from kerasbench._runs.sweep import sweep
 
     options = {name: getattr(args, name) for name in
                ("image_size", "num_classes", "optimizer", "data_format", "steps_per_execution")
@@ -276,7 +276,7 @@ def _sweep(args):
     )
     failed = [r for r in results if not r.ok]
     if results and not args.quiet:
-        from kerasbench._report import markdown_tables
+        from kerasbench._results.tables import markdown_tables
 
         print()
         print(markdown_tables(results))
@@ -314,9 +314,9 @@ def _add_report(sub):
 
 
 def _report(args):
-    from kerasbench._baselines import load_baseline
-    from kerasbench._report import markdown_tables, write_report
-    from kerasbench._results import read_results, write_csv
+    from kerasbench._results.baselines import load_baseline
+    from kerasbench._results.tables import markdown_tables, write_report
+    from kerasbench._results.result import read_results, write_csv
 
     results = read_results(args.results)
     for name in args.with_baseline:
@@ -340,7 +340,7 @@ def _report(args):
 
 
 def _add_compare(sub):
-    from kerasbench._baselines import list_baselines
+    from kerasbench._results.baselines import list_baselines
 
     p = sub.add_parser(
         "compare", help="compare result sets side by side, with ratios",
@@ -365,9 +365,9 @@ def _add_compare(sub):
 def _compare(args):
     import json
 
-    from kerasbench._baselines import load_baseline
-    from kerasbench._compare import compare
-    from kerasbench._results import read_results
+    from kerasbench._results.baselines import load_baseline
+    from kerasbench._results.compare import compare
+    from kerasbench._results.result import read_results
 
     sets = [(os.path.basename(os.path.normpath(path)) or path, read_results(path))
             for path in args.results]

@@ -9,9 +9,9 @@ import textwrap
 
 import pytest
 
-from kerasbench._baselines import list_baselines, load_baseline
-from kerasbench._compare import MATCH_FIELDS, compare
-from kerasbench._results import BenchmarkResult
+from kerasbench._results.baselines import list_baselines, load_baseline
+from kerasbench._results.compare import MATCH_FIELDS, compare
+from kerasbench._results.result import BenchmarkResult
 
 REFERENCE_START = ("schoenemeyer, 'Running Benchmarks with Tensorflow backend on NVIDIA "
                    "GeForce GPUs' (convolution-cpu-vs-gpu, GitHub), tf_cnn_benchmarks, "

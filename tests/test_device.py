@@ -22,8 +22,9 @@ import time
 
 import pytest
 
-from kerasbench import _device, _device_peaks
-from kerasbench._device import DeviceReport, HealthCheck
+from kerasbench._device import peaks as _device_peaks
+from kerasbench._device import report as _device
+from kerasbench._device.report import DeviceReport, HealthCheck
 
 
 _real_probe_nvml = _device._probe_nvml
@@ -59,7 +60,7 @@ def _cpuinfo_field(name):
 def test_import_is_light_and_collect_leaves_gpu_runtime_uninitialised():
     code = textwrap.dedent("""
         import sys
-        import kerasbench._device as d
+        import kerasbench._device.report as d
         print("tf-at-import", "tensorflow" in sys.modules, "keras" in sys.modules)
         r = d.DeviceReport.collect()
         from tensorflow.python.eager import context
@@ -752,7 +753,7 @@ def test_readable_block_names_every_section(report):
 
 
 def test_gpus_of_another_keras_backend_are_targets():
-    from kerasbench._device import DeviceReport
+    from kerasbench._device.report import DeviceReport
 
     def report(backend, devices):
         return DeviceReport.from_dict({"software": {"keras_backend": backend,

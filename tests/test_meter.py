@@ -2,7 +2,7 @@
 
 import pytest
 
-from kerasbench._meter import (
+from kerasbench._timing.meter import (
     PENDING,
     PhaseMeter,
     ThroughputResult,

@@ -24,8 +24,8 @@ def test_unknown_attribute():
 
 
 def test_import_is_cheap():
-    code = ("import sys, kerasbench, kerasbench._stats, kerasbench._meter, kerasbench._results, "
-            "kerasbench._report, kerasbench._compare, kerasbench._baselines, kerasbench._models\n"
+    code = ("import sys, kerasbench, kerasbench._timing.stats, kerasbench._timing.meter, kerasbench._results.result, "
+            "kerasbench._results.tables, kerasbench._results.compare, kerasbench._results.baselines, kerasbench._models\n"
             "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib', 'jax', 'torch') "
             "if m in sys.modules]\nprint(heavy)\nsys.exit(1 if heavy else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 
-from kerasbench._baselines import load_baseline
-from kerasbench._report import (
+from kerasbench._results.baselines import load_baseline
+from kerasbench._results.tables import (
     format_images_per_sec,
     format_ratio,
     markdown_tables,
@@ -22,7 +22,7 @@ from kerasbench._report import (
     use_log_scale,
     write_report,
 )
-from kerasbench._results import BenchmarkResult
+from kerasbench._results.result import BenchmarkResult
 
 CPU_REPORT = {"host": {"cpu_model": "Intel(R) Xeon(R) CPU @ 2.20GHz"}, "accelerators": []}
 GPU_REPORT = {"host": {"cpu_model": "AMD EPYC 7742"},
@@ -293,7 +293,7 @@ def test_write_report_to_an_unwritable_folder_names_it(tmp_path):
 
 
 def test_import_is_cheap():
-    code = ("import sys, kerasbench._report, kerasbench._compare, kerasbench._baselines; "
+    code = ("import sys, kerasbench._results.tables, kerasbench._results.compare, kerasbench._results.baselines; "
             "print(sorted(m for m in ('matplotlib', 'tensorflow', 'keras', 'numpy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from kerasbench._stats import (
+from kerasbench._timing.stats import (
     MAD_TO_SD,
     RunningMoments,
     StepRecorder,
@@ -210,7 +210,7 @@ def test_records_round_trip():
 
 def test_stats_module_imports_no_framework():
     code = (
-        "import sys, kerasbench._stats, kerasbench._meter, kerasbench._reporting; "
+        "import sys, kerasbench._timing.stats, kerasbench._timing.meter, kerasbench._timing.text; "
         "bad = [m for m in ('keras', 'tensorflow', 'torch', 'jax') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -13,9 +13,10 @@ import warnings
 
 import pytest
 
-from kerasbench import _reference, _sweep
+from kerasbench._runs import reference as _reference
+from kerasbench._runs import sweep as _sweep
 from kerasbench._cli import main
-from kerasbench._results import (
+from kerasbench._results.result import (
     CSV_COLUMNS,
     BenchmarkResult,
     ResultsFileError,
@@ -23,7 +24,7 @@ from kerasbench._results import (
     read_results,
     write_csv,
 )
-from kerasbench._sweep import Configuration, plan, sweep
+from kerasbench._runs.sweep import Configuration, plan, sweep
 
 TINY = {"steps": 2, "warmup_steps": 1, "image_size": 8, "num_classes": 3}
 
@@ -264,7 +265,7 @@ def test_isolated_child_dies_with_the_sweep(tmp_path, monkeypatch):
     marker = tmp_path / "child.pid"
     code = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
     script = (
-        "import sys; from kerasbench import _sweep\n"
+        "import sys; from kerasbench._runs import sweep as _sweep\n"
         f"_sweep._Runner._command = lambda self, c: [sys.executable, '-c', {code!r}]\n"
         f"_sweep.sweep(['lenet'], batch_sizes=[2], out={str(tmp_path)!r}, progress=False)\n"
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from kerasbench._stats import DEFAULT_CAPACITY, StepRecorder, StepStats
+from kerasbench._timing.stats import DEFAULT_CAPACITY, StepRecorder, StepStats
 
 DEFAULT_WARMUP_STEPS = 10
 

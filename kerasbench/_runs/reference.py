@@ -13,7 +13,7 @@ import difflib
 import platform
 import socket
 
-from kerasbench._meter import DEFAULT_WARMUP_STEPS
+from kerasbench._timing.meter import DEFAULT_WARMUP_STEPS
 
 MODES = ("train", "inference")
 PRECISIONS = {"fp32": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
@@ -282,7 +282,7 @@ def _run(info, mode, batch_size, precision, device, config, log_dir, verbose,
 
     from kerasbench._callback import ThroughputCallback
     from kerasbench._models import create_model
-    from kerasbench._results import BenchmarkResult
+    from kerasbench._results.result import BenchmarkResult
 
     config["backend"] = keras.backend.backend()
     if config["jit_compile"] is None:

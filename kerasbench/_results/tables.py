@@ -183,7 +183,7 @@ def _published_label(text, results):
 
 def _check_results(results, name="results"):
     """Returns ``results`` as a list, or raises for an empty or bad one."""
-    from kerasbench._results import BenchmarkResult
+    from kerasbench._results.result import BenchmarkResult
 
     if results is None or isinstance(results, (str, bytes, os.PathLike)):
         raise TypeError(f"`{name}` must be a list of BenchmarkResult. "
@@ -296,7 +296,7 @@ def markdown_tables(results, models=None):
     Example:
 
     ```python
-    from kerasbench._results import read_results
+    from kerasbench._results.result import read_results
     print(markdown_tables(read_results("results/")))
     ```
     """

@@ -1,6 +1,6 @@
 """Text formats: the progress line and the end-of-phase summary block.
 
-Pure string formatting; every number shown comes from `kerasbench._stats`
+Pure string formatting; every number shown comes from `kerasbench._timing.stats`
 through a `ThroughputResult` or `PhaseMeter.running_stats`. The formats follow
 the classic tools: ``alexnet_benchmark.py`` ("step N, duration = 0.131",
 "Forward-backward across 100 steps, 0.315 +/- 0.001 sec / batch") and

@@ -82,7 +82,7 @@ class BenchmarkResult:
     @property
     def throughput(self):
         """The statistics as a `ThroughputResult` (measured, successful runs)."""
-        from kerasbench._meter import ThroughputResult
+        from kerasbench._timing.meter import ThroughputResult
 
         return ThroughputResult.from_dict(self.stats)
 

@@ -13,9 +13,9 @@ Pure Python: importing this module imports neither Keras nor TensorFlow.
 Example:
 
 ```python
-from kerasbench._baselines import load_baseline
-from kerasbench._compare import compare
-from kerasbench._results import read_results
+from kerasbench._results.baselines import load_baseline
+from kerasbench._results.compare import compare
+from kerasbench._results.result import read_results
 
 comparison = compare(
     [("results/", read_results("results/")),
@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
-from kerasbench._report import (
+from kerasbench._results.tables import (
     MISSING_CELL,
     _check_results,
     _describe,

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 
-from kerasbench._reference import (
+from kerasbench._runs.reference import (
     DATA_FORMATS,
     DEFAULT_STEPS,
     MODES,
@@ -35,7 +35,7 @@ from kerasbench._reference import (
     resolve_device,
     versions,
 )
-from kerasbench._results import BenchmarkResult, append_result, read_results
+from kerasbench._results.result import BenchmarkResult, append_result, read_results
 
 #: Text in an error that means the run ran out of (device or host) memory.
 OOM_PATTERN = re.compile(
@@ -347,7 +347,7 @@ class _Runner:
         return self._report
 
     def _run_here(self, config):
-        from kerasbench._reference import reference
+        from kerasbench._runs.reference import reference
 
         try:
             result = reference(

@@ -70,7 +70,7 @@ def load_baseline(name):
     print(len(results), results[0].images_per_sec)   # 15 34.0
     ```
     """
-    from kerasbench._results import BenchmarkResult, ResultsFileError
+    from kerasbench._results.result import BenchmarkResult, ResultsFileError
 
     available = list_baselines()
     if isinstance(name, str) and name.endswith(_SUFFIX):

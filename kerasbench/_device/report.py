@@ -28,7 +28,7 @@ import sys
 import time
 import warnings
 
-from kerasbench import _device_peaks
+from kerasbench._device import peaks as _device_peaks
 
 SCHEMA_VERSION = 1
 
