@@ -87,9 +87,6 @@ GPU_PEAKS = (
      "GPUs per board)"),
 )
 
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
-
-
 def _normalise(name):
     return re.sub(r"[-_]+", " ", str(name).upper()).strip()
 
@@ -192,25 +189,15 @@ def estimate_cpu_peak(
     per_cycle, why = cpu_fp32_flop_per_cycle(isa, vendor, family, sve_bits)
     if per_cycle is None:
         return None
-    isa = set(isa or ())
+    (bf16, bf16_why), (fp16, fp16_why) = _half_precision_flop_per_cycle(isa, per_cycle)
+
     hz = mhz * 1e6
 
-    def tflops(flop_per_cycle):
+    def rate(flop_per_cycle):
+        if flop_per_cycle is None:
+            return None
         return round(cores * hz * flop_per_cycle / 1e12, 4)
 
-    fp32 = tflops(per_cycle)
-    if "AMX-BF16" in isa:
-        bf16, bf16_why = tflops(AMX_FLOP_PER_CYCLE), "AMX-BF16 1024 FLOP/cycle"
-    elif "AVX-512 BF16" in isa or "BF16" in isa:  # "BF16": the Arm extension
-        bf16, bf16_why = tflops(2 * per_cycle), "BF16 dot products at 2x FP32"
-    else:
-        bf16, bf16_why = None, None
-    if "AMX-FP16" in isa:
-        fp16, fp16_why = tflops(AMX_FLOP_PER_CYCLE), "AMX-FP16 1024 FLOP/cycle"
-    elif "AVX-512 FP16" in isa or "NEON FP16" in isa:
-        fp16, fp16_why = tflops(2 * per_cycle), "FP16 arithmetic at 2x FP32"
-    else:
-        fp16, fp16_why = None, None
     source = (
         f"estimate: {cores} cores x {mhz:.0f} MHz"
         f"{f' ({clock_source})' if clock_source else ''} x {per_cycle} FP32 "
@@ -219,6 +206,27 @@ def estimate_cpu_peak(
     extra = [w for w in (bf16_why, fp16_why) if w]
     if extra:
         source += "; " + ", ".join(extra)
-    return dict(
-        fp32=fp32, tf32=None, fp16=fp16, bf16=bf16, estimate=True, source=source
-    )
+    return dict(fp32=rate(per_cycle), tf32=None, fp16=rate(fp16), bf16=rate(bf16),
+                estimate=True, source=source)
+
+
+def _half_precision_flop_per_cycle(isa, fp32_per_cycle):
+    """BF16 and FP16 FLOPs per cycle per core where a native path exists.
+
+    Returns:
+        ``((bf16, why), (fp16, why))``, each ``(None, None)`` without one.
+    """
+    isa = set(isa or ())
+    if "AMX-BF16" in isa:
+        bf16 = AMX_FLOP_PER_CYCLE, "AMX-BF16 1024 FLOP/cycle"
+    elif "AVX-512 BF16" in isa or "BF16" in isa:  # "BF16": the Arm extension
+        bf16 = 2 * fp32_per_cycle, "BF16 dot products at 2x FP32"
+    else:
+        bf16 = None, None
+    if "AMX-FP16" in isa:
+        fp16 = AMX_FLOP_PER_CYCLE, "AMX-FP16 1024 FLOP/cycle"
+    elif "AVX-512 FP16" in isa or "NEON FP16" in isa:
+        fp16 = 2 * fp32_per_cycle, "FP16 arithmetic at 2x FP32"
+    else:
+        fp16 = None, None
+    return bf16, fp16
