@@ -9,22 +9,23 @@ import textwrap
 
 import pytest
 
-from kerasbench._results.baselines import list_baselines, load_baseline
-from kerasbench._results.compare import MATCH_FIELDS, compare
-from kerasbench._results.result import BenchmarkResult
+from kerasbench._results import BenchmarkResult, compare, list_baselines, load_baseline
+from kerasbench._results.compare import MATCH_FIELDS
+from kerasbench._runs.config import RunConfig
 
-REFERENCE_START = ("schoenemeyer, 'Running Benchmarks with Tensorflow backend on NVIDIA "
+CITATION_START = ("schoenemeyer, 'Running Benchmarks with Tensorflow backend on NVIDIA "
                    "GeForce GPUs' (convolution-cpu-vs-gpu, GitHub), tf_cnn_benchmarks, "
                    "TensorFlow 1.10, CUDA 9.1, GTX 1050 Ti")
 
 
 def make(model, batch_size, images_per_sec=None, *, status="ok", precision="fp32",
          device="cpu", machine="laptop", mode="train", finished_at="2025-01-01T00:00:00Z"):
+    config = RunConfig(model=model, mode=mode, batch_size=batch_size, precision=precision,
+                       device=device, optimizer="sgd" if mode == "train" else None)
     return BenchmarkResult(
-        model=model, mode=mode, batch_size=batch_size, precision=precision, device=device,
-        status=status, stats={} if images_per_sec is None else {"images_per_sec": images_per_sec},
-        config={"optimizer": "sgd" if mode == "train" else None}, machine=machine,
-        finished_at=finished_at)
+        config=config, status=status,
+        stats={} if images_per_sec is None else {"images_per_sec": images_per_sec},
+        machine=machine, finished_at=finished_at)
 
 
 def two_sets():
@@ -143,7 +144,7 @@ def test_cpu_against_the_gpu_baseline_across_precisions():
                 baseline="gtx1050ti-fp16", ignore=("precision",))
     assert c.match_fields == ("model", "batch_size", "mode") and c.ignore == ("precision",)
     assert [col.label for col in c.columns] == ["gtx1050ti-fp16", "cpu.jsonl"]
-    assert c.columns[0].published and c.columns[0].reference.startswith(REFERENCE_START)
+    assert c.columns[0].published and c.columns[0].citation.startswith(CITATION_START)
     rows = {(r.key["model"], r.key["batch_size"]): r for r in c.rows}
     assert set(rows) == {("resnet50", 32), ("alexnet", 16)}
     assert rows["resnet50", 32].cell("cpu.jsonl").ratio == pytest.approx(31 / 62)
@@ -155,7 +156,7 @@ def test_cpu_against_the_gpu_baseline_across_precisions():
     assert "| ResNet-50 | train | 32 | 62.0 (fp16) | 31.0 (fp32) | 0.50x |" in text
     assert "| AlexNet | train | 16 | 213 (fp16) | 426 (bf16) | 2.00x |" in text
     assert "precision ignored (each cell shows its own in parentheses)" in text
-    assert f"- [1] gtx1050ti-fp16: Published figures. Source: {REFERENCE_START}" in text
+    assert f"- [1] gtx1050ti-fp16: Published figures. Source: {CITATION_START}" in text
     missing = [o for o in c.only_in if o.present == ["cpu.jsonl"]]
     assert [o.key for o in missing] == [{"model": "lenet", "mode": "train", "batch_size": 16}]
     assert len(c.only_in) == 1 + 15 - 2
@@ -237,15 +238,16 @@ def test_bundled_baseline_holds_the_seed_table():
     for r in results:
         assert (r.mode, r.precision, r.device, r.status) == ("train", "fp16", "gpu:0", "ok")
         assert r.source == "published" and r.machine == "GTX 1050 Ti (published)"
-        assert r.config["optimizer"] == "sgd" and r.config["synthetic_data"] is True
+        assert r.config.optimizer == "sgd" and r.device_report["accelerators"][0]["model"] == \
+            "NVIDIA GeForce GTX 1050 Ti"
         assert r.stats == {"images_per_sec": r.images_per_sec}
-        assert r.reference.startswith(REFERENCE_START)
-        assert r.reference.endswith("published figures, not measured by kerasbench")
+        assert r.citation.startswith(CITATION_START)
+        assert r.citation.endswith("published figures, not measured by kerasbench")
     assert load_baseline("gtx1050ti-fp16.jsonl") == results
 
 
 def test_unknown_baseline_suggests_the_closest():
-    with pytest.raises(ValueError, match=r"^`name` must be a bundled baseline: .*gtx1050ti-fp16"
+    with pytest.raises(ValueError, match=r"^`name` must be one of .*'gtx1050ti-fp16'"
                                          r".* Did you mean 'gtx1050ti-fp16'\? "
                                          r"Received: name='gtx1050ti'$"):
         load_baseline("gtx1050ti")

@@ -12,17 +12,16 @@ import textwrap
 
 import pytest
 
-from kerasbench._results.baselines import load_baseline
-from kerasbench._results.tables import (
-    format_images_per_sec,
-    format_ratio,
+from kerasbench._results import (
+    BenchmarkResult,
+    load_baseline,
     markdown_tables,
-    model_label,
     plot_results,
-    use_log_scale,
     write_report,
 )
-from kerasbench._results.result import BenchmarkResult
+from kerasbench._results.chart import use_log_scale
+from kerasbench._results.formatting import format_images_per_sec, format_ratio, model_label
+from kerasbench._runs.config import RunConfig
 
 CPU_REPORT = {"host": {"cpu_model": "Intel(R) Xeon(R) CPU @ 2.20GHz"}, "accelerators": []}
 GPU_REPORT = {"host": {"cpu_model": "AMD EPYC 7742"},
@@ -33,13 +32,12 @@ GPU_REPORT = {"host": {"cpu_model": "AMD EPYC 7742"},
 def make(model, batch_size, images_per_sec=None, *, status="ok", precision="fp32",
          device="cpu", machine="laptop", mode="train", finished_at="2025-01-01T00:00:00Z",
          optimizer="sgd", device_report=CPU_REPORT, error=None):
+    config = RunConfig(model=model, mode=mode, batch_size=batch_size, precision=precision,
+                       device=device, optimizer=optimizer if mode == "train" else None,
+                       jit_compile=False, steps=50, warmup_steps=10)
     return BenchmarkResult(
-        model=model, mode=mode, batch_size=batch_size, precision=precision, device=device,
-        status=status, error=error,
+        config=config, status=status, error=error, backend="tensorflow",
         stats={} if images_per_sec is None else {"images_per_sec": images_per_sec},
-        config={"optimizer": optimizer if mode == "train" else None, "synthetic_data": True,
-                "backend": "tensorflow", "jit_compile": False, "steps": 50,
-                "warmup_steps": 10},
         device_report=device_report, machine=machine, finished_at=finished_at)
 
 
@@ -102,7 +100,8 @@ def test_table_exact():
 
         Precision: fp32 / Mode: train / Data: synthetic
 
-        Settings: backend=tensorflow, jit_compile=False, steps=50, warmup_steps=10
+        Settings: backend=tensorflow, jit_compile=False, steps_per_execution=1, steps=50, \
+warmup_steps=10
 
         | Batch size | ResNet-50 | AlexNet | VGG16 |
         |:---|---:|---:|---:|
@@ -192,7 +191,7 @@ TensorFlow 1.10, CUDA 9.1, GTX 1050 Ti; published figures, not measured by keras
 
 def test_published_results_are_marked_even_without_a_telling_machine_label():
     r = make("resnet50", 32, 62.0, machine="old card")
-    r.source, r.reference = "published", "Someone, 'A blog post', 2018"
+    r.source, r.citation = "published", "Someone, 'A blog post', 2018"
     text = markdown_tables([r])
     assert text.startswith("### old card / cpu: Intel(R) Xeon(R) CPU @ 2.20GHz (published) "
                            "(images/sec)")
@@ -293,7 +292,7 @@ def test_write_report_to_an_unwritable_folder_names_it(tmp_path):
 
 
 def test_import_is_cheap():
-    code = ("import sys, kerasbench._results.tables, kerasbench._results.compare, kerasbench._results.baselines; "
+    code = ("import sys, kerasbench._results; "
             "print(sorted(m for m in ('matplotlib', 'tensorflow', 'keras', 'numpy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

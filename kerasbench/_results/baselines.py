@@ -1,8 +1,8 @@
 """Bundled baselines: published benchmark figures to compare against.
 
-A baseline is a JSON Lines file of `BenchmarkResult` (one line per table
-cell, ``source="published"`` and a ``reference`` citing where the figures
-come from) in ``kerasbench/baselines/<name>.jsonl``. Adding one is adding a
+A baseline is a results file (see `kerasbench._results.store` for the
+format: one line per table cell, ``source="published"`` and a ``citation``
+saying where the figures come from) in ``kerasbench/baselines/<name>.jsonl``. Adding one is adding a
 file: setup.py ships every ``baselines/*.jsonl`` as package data, and the
 files are read with `importlib.resources`, so they load from an installed
 wheel as well as from a source checkout.
@@ -19,8 +19,8 @@ Bundled:
 
 from __future__ import annotations
 
-import difflib
-import json
+from kerasbench import _validate
+from kerasbench._results.store import parse_results
 
 _PACKAGE = "kerasbench"
 _FOLDER = "baselines"
@@ -70,25 +70,8 @@ def load_baseline(name):
     print(len(results), results[0].images_per_sec)   # 15 34.0
     ```
     """
-    from kerasbench._results.result import BenchmarkResult, ResultsFileError
-
-    available = list_baselines()
     if isinstance(name, str) and name.endswith(_SUFFIX):
         name = name[: -len(_SUFFIX)]
-    if not isinstance(name, str) or name not in available:
-        close = difflib.get_close_matches(str(name).lower(), available, n=1, cutoff=0.4)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"`name` must be a bundled baseline: "
-                         f"{', '.join(available) or 'none are bundled'}.{hint} "
-                         f"Received: name={name!r}")
-    where = f"kerasbench/{_FOLDER}/{name}{_SUFFIX}"
-    text = _folder().joinpath(name + _SUFFIX).read_text(encoding="utf-8")
-    results = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            results.append(BenchmarkResult.from_dict(json.loads(line)))
-        except (ValueError, TypeError) as e:
-            raise ResultsFileError(f"{where}:{number}: not a valid result: {e}") from None
-    return results
+    name = _validate.choice("name", name, list_baselines())
+    data = _folder().joinpath(name + _SUFFIX).read_bytes()
+    return parse_results(data, f"{_PACKAGE}/{_FOLDER}/{name}{_SUFFIX}")

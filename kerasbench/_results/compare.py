@@ -13,9 +13,7 @@ Pure Python: importing this module imports neither Keras nor TensorFlow.
 Example:
 
 ```python
-from kerasbench._results.baselines import load_baseline
-from kerasbench._results.compare import compare
-from kerasbench._results.result import read_results
+from kerasbench._results import compare, load_baseline, read_results
 
 comparison = compare(
     [("results/", read_results("results/")),
@@ -31,21 +29,23 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
+import math
 
-from kerasbench._results.tables import (
+from kerasbench import _validate
+from kerasbench._results.formatting import (
     MISSING_CELL,
-    _check_results,
-    _describe,
-    _first_seen,
-    _machine,
-    _md_escape,
-    _status_counts,
+    describe,
+    device_name,
     format_ratio,
-    latest_by,
+    machine_label,
+    md_escape,
     model_label,
     published_note,
-    result_cell,
+    status_cell,
+    status_counts,
 )
+from kerasbench._results.selection import check_results, first_seen, latest_by
 
 #: Fields that match configurations across sets, in row order.
 MATCH_FIELDS = ("model", "batch_size", "precision", "mode")
@@ -67,9 +67,10 @@ class Column:
             (and the machine) when the set has several columns.
         set_label: Label of the set the column comes from.
         machine: Machine label of the results.
-        device: Device of the results (``"cpu"``, ``"gpu:0"``).
+        device: Device of the results (``"cpu"``, ``"gpu:0"``; ``"auto"``
+            for runs that failed before a device was chosen).
         published: Whether the column holds published (not measured) figures.
-        reference: Citation of the published figures, or None.
+        citation: Where the published figures come from, or None.
     """
 
     label: str
@@ -77,7 +78,7 @@ class Column:
     machine: str
     device: str
     published: bool = False
-    reference: str | None = None
+    citation: str | None = None
 
 
 @dataclasses.dataclass
@@ -178,11 +179,16 @@ class Comparison:
     notes: list
 
     def to_dict(self):
-        """Returns every field as JSON-serialisable plain types."""
-        d = dataclasses.asdict(self)
+        """Every field as plain types that are standard JSON: a ratio that
+        is undefined or not finite is ``None`` (``null``), never NaN."""
+        d = _finite_or_none(dataclasses.asdict(self))
         d["match_fields"] = list(self.match_fields)
         d["ignore"] = list(self.ignore)
         return d
+
+    def to_json(self, indent=None):
+        """`to_dict` as standard JSON text."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def to_markdown(self):
         """The comparison as Markdown: a table, the one-sided configurations
@@ -193,68 +199,66 @@ class Comparison:
         parentheses), and each non-baseline column a ratio column
         (``2.50x``: 2.5 times the baseline's images/sec; ``-`` when either
         side failed or is missing). Published columns are marked
-        ``(published)`` and cite their source in a footnote.
+        ``(published)`` and cite their source in a footnote. Labels are
+        escaped: a ``|`` or a line break in one cannot break the table.
         """
         published = [c for c in self.columns if c.published]
         marks = {c.label: f" [{i}]" for i, c in enumerate(published, start=1)}
         headers = {c.label: _column_header(c) + marks.get(c.label, "") for c in self.columns}
-        base = self.columns[0]
-        others = self.columns[1:]
-        base_header = headers[base.label]
+        lines = self._intro(headers) + self._table(headers)
+        if self.only_in:
+            lines += ["", "Only in some columns:", ""]
+            lines += [f"- {_key_description(e.key)}: only in "
+                      f"{', '.join(map(md_escape, e.present))} "
+                      f"(not in {', '.join(map(md_escape, e.missing))})" for e in self.only_in]
+        if self.notes or published:
+            lines += ["", "Notes:", ""]
+            lines += [f"-{marks[c.label]} {md_escape(c.label)}: "
+                      f"{md_escape(published_note(c.citation))}" for c in published]
+            lines += [f"- {md_escape(n)}" for n in self.notes]
+        return "\n".join(lines) + "\n"
 
-        lines = [f"## images/sec: {' vs '.join(headers[c.label] for c in self.columns)}", ""]
+    def _intro(self, headers):
+        base = self.columns[0]
         if self.baseline_given:
             how = "chosen baseline"
         else:
             how = "first set" if base.label == base.set_label else "first column of the first set"
-        lines.append(f"Ratios: images/sec of each column divided by the baseline column, "
-                     f"{_md_escape(base_header)} ({how}); above 1.00x is faster than the baseline.")
         matched = ", ".join(_FIELD_NAMES[f].lower() for f in _KEY_ORDER if f in self.match_fields)
         line = f"Matched on {matched}"
         if self.ignore:
             ignored = ", ".join(_FIELD_NAMES[f].lower() for f in _KEY_ORDER if f in self.ignore)
             line += f"; {ignored} ignored (each cell shows its own in parentheses)"
-        lines += [line + ".", ""]
+        title = " vs ".join(md_escape(headers[c.label]) for c in self.columns)
+        return [f"## images/sec: {title}", "",
+                "Ratios: images/sec of each column divided by the baseline column, "
+                f"{md_escape(headers[base.label])} ({how}); above 1.00x is faster than the "
+                "baseline.", line + ".", ""]
 
+    def _table(self, headers):
+        others = self.columns[1:]
         key_fields = [f for f in _KEY_ORDER if f in self.match_fields]
-        header = [_FIELD_NAMES[f] for f in key_fields] + [_md_escape(headers[c.label])
-                                                         for c in self.columns]
-        if len(others) == 1:
-            header.append("Ratio")
-        else:
-            header += [f"Ratio {_md_escape(c.label)}" for c in others]
+        header = [_FIELD_NAMES[f] for f in key_fields]
+        header += [md_escape(headers[c.label]) for c in self.columns]
+        header += ["Ratio"] if len(others) == 1 else \
+            [f"Ratio {md_escape(c.label)}" for c in others]
         aligns = [":---" if f in ("model", "mode", "precision") else "---:" for f in key_fields]
         aligns += ["---:"] * (len(self.columns) + len(others))
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join(aligns) + "|")
-        if not self.rows:
-            lines.append("| " + " | ".join(["-"] * len(header)) + " |")
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
         for row in self.rows:
             cells = [_key_text(f, row.key[f]) for f in key_fields]
             cells += [self._cell_text(c) for c in row.cells]
             cells += ["-" if c.ratio is None else format_ratio(c.ratio) for c in row.cells[1:]]
             lines.append("| " + " | ".join(cells) + " |")
         if not self.rows:
-            lines += ["", "No configuration is present in two columns."]
-
-        if self.only_in:
-            lines += ["", "Only in some columns:", ""]
-            for entry in self.only_in:
-                lines.append(f"- {_key_description(entry.key)}: only in "
-                             f"{', '.join(map(_md_escape, entry.present))} "
-                             f"(not in {', '.join(map(_md_escape, entry.missing))})")
-        if self.notes or published:
-            lines += ["", "Notes:", ""]
-            for c in published:
-                lines.append(f"-{marks[c.label]} {_md_escape(c.label)}: "
-                             f"{published_note(c.reference)}")
-            lines += [f"- {_md_escape(n)}" for n in self.notes]
-        return "\n".join(lines) + "\n"
+            lines += ["| " + " | ".join(["-"] * len(header)) + " |", "",
+                      "No configuration is present in two columns."]
+        return lines
 
     def _cell_text(self, cell):
         if cell.status == MISSING:
             return MISSING_CELL
-        text = result_cell(_CellResult(cell))
+        text = status_cell(cell.status, cell.images_per_sec)
         extras = [_key_text(f, getattr(cell, f)) for f in _KEY_ORDER if f in self.ignore]
         if extras:
             text += f" ({', '.join(extras)})"
@@ -264,13 +268,15 @@ class Comparison:
         return self.to_markdown()
 
 
-class _CellResult:
-    """Just enough of a `BenchmarkResult` for `result_cell`."""
-
-    def __init__(self, cell):
-        self.status = cell.status
-        self.ok = cell.status == "ok"
-        self.images_per_sec = cell.images_per_sec
+def _finite_or_none(value):
+    """``value`` with every non-finite float (NaN, infinity) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
 
 
 def _column_header(column):
@@ -283,8 +289,8 @@ def _key_text(field, value):
     if value is None:
         return MISSING_CELL
     if field == "model":
-        return _md_escape(model_label(value))
-    return _md_escape(value)
+        return md_escape(model_label(value))
+    return md_escape(value)
 
 
 def _key_description(key):
@@ -298,57 +304,10 @@ def _key_description(key):
                 parts.append(f"batch {value}")
             else:
                 parts.append(str(value))
-    return _md_escape(", ".join(parts))
+    return md_escape(", ".join(parts))
 
 
 # -------------------------------------------------------------------- compare
-
-
-def _check_ignore(ignore):
-    if ignore is None:
-        return ()
-    if isinstance(ignore, str):
-        ignore = (ignore,)
-    try:
-        ignore = tuple(ignore)
-    except TypeError:
-        ignore = (ignore,)
-    if not all(isinstance(f, str) and f in MATCH_FIELDS for f in ignore):
-        raise ValueError(f"`ignore` must be a subset of {MATCH_FIELDS}. "
-                         f"Received: ignore={ignore!r}")
-    if set(ignore) == set(MATCH_FIELDS):
-        raise ValueError(f"`ignore` must leave at least one of {MATCH_FIELDS} to match on. "
-                         f"Received: ignore={ignore!r}")
-    return tuple(f for f in MATCH_FIELDS if f in ignore)
-
-
-def _check_sets(sets):
-    if isinstance(sets, (str, bytes)) or not hasattr(sets, "__iter__"):
-        raise TypeError("`sets` must be a list of (label, results) pairs. "
-                        f"Received: sets={sets!r}")
-    sets = list(sets)
-    if not sets:
-        raise ValueError("`sets` is empty: give at least one set of results, "
-                         "as a list of (label, results) pairs. Received: sets=[]")
-    checked, seen = [], set()
-    for i, item in enumerate(sets):
-        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
-            raise TypeError("`sets` must be a list of (label, results) pairs with a str label. "
-                            f"Received: sets[{i}]={item!r:.200}")
-        label, results = item
-        if label in seen:
-            raise ValueError(f"Set labels must be unique. Received the label {label!r} twice.")
-        seen.add(label)
-        try:
-            results = _check_results(results, name="results")
-        except ValueError:
-            raise ValueError(f"The set {label!r} holds no results: there is nothing to "
-                             "compare. Check its path.") from None
-        if not any(r.ok for r in results):
-            raise ValueError(f"The set {label!r} holds no successful result "
-                             f"({_status_counts(results)}), so no ratio can be computed.")
-        checked.append((label, results))
-    return checked
 
 
 def compare(sets, *, baseline=None, ignore=()):
@@ -361,7 +320,8 @@ def compare(sets, *, baseline=None, ignore=()):
     ``ignore``; a configuration missing from some columns is listed in
     ``only_in`` (and is a row, with ``missing`` cells, when at least two
     columns have it). Ratios are images/sec divided by the baseline
-    column's; failed runs (``oom``/``error``) have no ratio.
+    column's; failed runs (``oom``/``error``) have no ratio, nor has a
+    ratio that would not be a finite number.
 
     Args:
         sets: A list of ``(label, results)`` pairs: a label for the set
@@ -394,15 +354,74 @@ def compare(sets, *, baseline=None, ignore=()):
     ```
     """
     ignore = _check_ignore(ignore)
-    sets = _check_sets(sets)
+    baseline = _validate.text("baseline", baseline, allow_none=True)
+    columns, members = _columns(_check_sets(sets))
+    base = _resolve_baseline(baseline, columns)
+    columns.remove(base)
+    columns.insert(0, base)
+    latest, notes = _latest(columns, members)
     match_fields = tuple(f for f in MATCH_FIELDS if f not in ignore)
+    rows, only_in = _rows(columns, latest, match_fields)
+    return Comparison(columns=columns, baseline=base.label, baseline_given=baseline is not None,
+                      match_fields=match_fields, ignore=ignore, rows=rows, only_in=only_in,
+                      notes=notes)
 
-    # Columns: (set, machine, device), in order of appearance.
+
+def _check_ignore(ignore):
+    if ignore is None:
+        return ()
+    if isinstance(ignore, str):
+        ignore = (ignore,)
+    try:
+        ignore = tuple(ignore)
+    except TypeError:
+        ignore = (ignore,)
+    if not all(isinstance(f, str) and f in MATCH_FIELDS for f in ignore):
+        raise ValueError(f"`ignore` must be a subset of {MATCH_FIELDS}. "
+                         f"Received: ignore={ignore!r}")
+    if set(ignore) == set(MATCH_FIELDS):
+        raise ValueError(f"`ignore` must leave at least one of {MATCH_FIELDS} to match on. "
+                         f"Received: ignore={ignore!r}")
+    return tuple(f for f in MATCH_FIELDS if f in ignore)
+
+
+def _check_sets(sets):
+    if isinstance(sets, (str, bytes)) or not hasattr(sets, "__iter__"):
+        raise TypeError("`sets` must be a list of (label, results) pairs. "
+                        f"Received: sets={sets!r:.200}")
+    sets = list(sets)
+    if not sets:
+        raise ValueError("`sets` is empty: give at least one set of results, "
+                         "as a list of (label, results) pairs. Received: sets=[]")
+    checked, seen = [], set()
+    for i, item in enumerate(sets):
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)):
+            raise TypeError("`sets` must be a list of (label, results) pairs with a str label. "
+                            f"Received: sets[{i}]={item!r:.200}")
+        label, results = item
+        if label in seen:
+            raise ValueError(f"Set labels must be unique. Received the label {label!r} twice.")
+        seen.add(label)
+        try:
+            results = check_results(results, name="results")
+        except ValueError:
+            raise ValueError(f"The set {label!r} holds no results: there is nothing to "
+                             "compare. Check its path.") from None
+        if not any(r.ok for r in results):
+            raise ValueError(f"The set {label!r} holds no successful result "
+                             f"({status_counts(results)}), so no ratio can be computed.")
+        checked.append((label, results))
+    return checked
+
+
+def _columns(sets):
+    """``(columns, {label: results})``: one column per (set, machine, device),
+    in order of appearance."""
     columns, members = [], {}
     for set_label, results in sets:
         groups = {}
         for r in results:
-            groups.setdefault((_machine(r), r.device), []).append(r)
+            groups.setdefault((machine_label(r), device_name(r)), []).append(r)
         several_machines = len({m for m, _ in groups}) > 1
         for (machine, device), group in groups.items():
             if len(groups) == 1:
@@ -412,10 +431,9 @@ def compare(sets, *, baseline=None, ignore=()):
             else:
                 label = f"{set_label} {device}"
             published = [r for r in group if r.source == "published"]
-            column = Column(label=label, set_label=set_label, machine=machine, device=device,
-                            published=bool(published),
-                            reference=published[0].reference if published else None)
-            columns.append(column)
+            columns.append(Column(label=label, set_label=set_label, machine=machine,
+                                  device=device, published=bool(published),
+                                  citation=published[0].citation if published else None))
             members[label] = group
     if len({c.label for c in columns}) != len(columns):
         raise ValueError("Column labels collide: "
@@ -424,42 +442,34 @@ def compare(sets, *, baseline=None, ignore=()):
     if len(columns) < 2:
         raise ValueError(f"There is only one column to compare ({columns[0].label!r}: one set "
                          "on one machine and device). Give a second set, or a baseline.")
+    return columns, members
 
-    base = _resolve_baseline(baseline, columns)
-    columns.remove(base)
-    columns.insert(0, base)
 
-    # Latest result per full configuration within each column.
-    notes = []
-    latest = {}
+def _latest(columns, members):
+    """The latest result per full configuration within each column, and a
+    note for each configuration that ran more than once."""
+    latest, notes = {}, []
     for column in columns:
         chosen, duplicates = latest_by(members[column.label],
                                        lambda r: (r.model, r.mode, r.batch_size, r.precision))
         latest[column.label] = list(chosen.values())
         for key, n in duplicates.items():
             r = chosen[key]
-            notes.append(f"{column.label}: {_describe(r)} ran {n} times; using the latest "
+            notes.append(f"{column.label}: {describe(r)} ran {n} times; using the latest "
                          f"(finished {r.finished_at or 'at an unknown time'}).")
+    return latest, notes
 
-    # Group each column's results by the matched fields.
-    order = {f: {} for f in _KEY_ORDER}
-    for column in columns:
-        for r in latest[column.label]:
-            for f in ("model", "mode", "precision"):
-                order[f].setdefault(getattr(r, f), len(order[f]))
+
+def _rows(columns, latest, match_fields):
+    """The rows and the one-sided configurations, in the order of `_KEY_ORDER`
+    (models, modes and precisions as first seen, batch sizes ascending)."""
     by_key = {}
     for column in columns:
         for r in latest[column.label]:
             key = tuple(getattr(r, f) for f in match_fields)
             by_key.setdefault(key, {}).setdefault(column.label, []).append(r)
-
-    def sort_key(key):
-        d = dict(zip(match_fields, key))
-        return tuple((order[f][d[f]] if f != "batch_size" else d[f])
-                     for f in _KEY_ORDER if f in d)
-
     rows, only_in = [], []
-    for key in sorted(by_key, key=sort_key):
+    for key in sorted(by_key, key=_sort_key(columns, latest, match_fields)):
         per_column = by_key[key]
         matched = dict(zip(match_fields, key))
         key_dict = {f: matched[f] for f in _KEY_ORDER if f in matched}
@@ -472,16 +482,35 @@ def compare(sets, *, baseline=None, ignore=()):
         choices = [per_column.get(c.label, [None]) for c in columns]
         for combination in itertools.product(*choices):
             cells = [_cell(c.label, r) for c, r in zip(columns, combination)]
-            base_cell = cells[0]
             for cell in cells[1:]:
-                if (base_cell.status == "ok" and cell.status == "ok"
-                        and base_cell.images_per_sec and cell.images_per_sec is not None):
-                    cell.ratio = cell.images_per_sec / base_cell.images_per_sec
+                cell.ratio = _ratio(cells[0], cell)
             rows.append(Row(key=dict(key_dict), cells=cells))
+    return rows, only_in
 
-    return Comparison(columns=columns, baseline=base.label, baseline_given=baseline is not None,
-                      match_fields=match_fields, ignore=ignore, rows=rows, only_in=only_in,
-                      notes=notes)
+
+def _sort_key(columns, latest, match_fields):
+    order = {f: {} for f in _KEY_ORDER}
+    for column in columns:
+        for r in latest[column.label]:
+            for f in ("model", "mode", "precision"):
+                order[f].setdefault(getattr(r, f), len(order[f]))
+
+    def sort_key(key):
+        d = dict(zip(match_fields, key))
+        return tuple((order[f][d[f]] if f != "batch_size" else d[f])
+                     for f in _KEY_ORDER if f in d)
+
+    return sort_key
+
+
+def _ratio(base, cell):
+    """``cell``'s images/sec over ``base``'s, or None when either failed or
+    the ratio would not be a finite number."""
+    if base.status != "ok" or cell.status != "ok" or not base.images_per_sec \
+            or cell.images_per_sec is None:
+        return None
+    ratio = cell.images_per_sec / base.images_per_sec
+    return ratio if math.isfinite(ratio) else None
 
 
 def _cell(label, result):
@@ -506,7 +535,7 @@ def _resolve_baseline(baseline, columns):
         raise ValueError(f"`baseline` names the set {baseline!r}, which has several columns: "
                          f"{', '.join(repr(c.label) for c in in_set)}; give one of them. "
                          f"Received: baseline={baseline!r}")
-    sets = _first_seen(c.set_label for c in columns)
+    sets = first_seen(c.set_label for c in columns)
     raise ValueError(f"`baseline` must be the label of a set ({', '.join(map(repr, sets))}) or a "
                      f"column ({', '.join(repr(c.label) for c in columns)}). "
                      f"Received: baseline={baseline!r}")

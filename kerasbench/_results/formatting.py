@@ -1,0 +1,188 @@
+"""The words and numbers of tables, charts and comparisons, written once.
+
+Shared by `tables`, `chart`, `report` and `compare`: model names, figures
+(``466``, ``54.0``, ``0.047``), ratios (``2.50x``), the cell of a result
+(images/sec, ``OOM``, ``error`` or ``n/a``), labels of machines and devices,
+the note on published figures, and Markdown escaping. Pure Python.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Column names of the registry models in tables and charts; other models
+#: appear under their registry name.
+MODEL_NAMES = {
+    "alexnet": "AlexNet",
+    "densenet121": "DenseNet-121",
+    "inception3": "InceptionV3",
+    "lenet": "LeNet",
+    "mobilenet_v2": "MobileNetV2",
+    "nasnet": "NASNet-A Mobile",
+    "nasnetlarge": "NASNet-A Large",
+    "resnet50": "ResNet-50",
+    "resnet101": "ResNet-101",
+    "resnet152": "ResNet-152",
+    "trivial": "Trivial",
+    "vgg16": "VGG16",
+}
+
+#: Cell text of failed runs, by ``status``.
+STATUS_CELLS = {"oom": "OOM", "error": "error"}
+
+#: Cell text when a configuration has no result.
+MISSING_CELL = "n/a"
+
+#: What stands for a device that was never resolved (a run that failed first).
+AUTO_DEVICE = "auto"
+
+
+def model_label(model):
+    """The display name of a registry model: ``"ResNet-50"`` for
+    ``"resnet50"``, or ``model`` itself for models not in `MODEL_NAMES`."""
+    return MODEL_NAMES.get(model, model)
+
+
+def format_images_per_sec(value):
+    """Formats a throughput figure for a table cell or a bar label.
+
+    Values of 100 and more are rounded to an integer (``466``), values from 1
+    to 100 get one decimal (``54.0``, ``3.7``), and values below 1 two
+    significant digits (``0.42``, ``0.047``), so every figure shows at least
+    two significant digits and none shows noise digits.
+
+    Args:
+        value: images/sec, or ``None``.
+
+    Returns:
+        The text, or ``"n/a"`` for ``None`` and non-finite values.
+
+    Example:
+
+    >>> format_images_per_sec(465.7), format_images_per_sec(54), format_images_per_sec(0.0473)
+    ('466', '54.0', '0.047')
+    """
+    if value is None or not math.isfinite(value):
+        return MISSING_CELL
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    if abs(value) >= 1 or value == 0:
+        return f"{value:.1f}"
+    decimals = 1 - math.floor(math.log10(abs(value)))
+    return f"{value:.{decimals}f}"
+
+
+def format_ratio(ratio):
+    """Formats a speedup or a ratio of throughputs: ``"2.50x"``.
+
+    Two decimals below 10 (``0.41x``, ``2.50x``), one from 10 to 100
+    (``12.3x``), none above (``215x``), and two significant digits below 0.1
+    (``0.0026x``); ``"n/a"`` for ``None`` and non-finite ratios.
+    """
+    if ratio is None or not math.isfinite(ratio):
+        return MISSING_CELL
+    if ratio >= 100:
+        return f"{ratio:.0f}x"
+    if ratio >= 10:
+        return f"{ratio:.1f}x"
+    if ratio >= 0.1 or ratio <= 0:
+        return f"{ratio:.2f}x"
+    return f"{ratio:.{1 - math.floor(math.log10(ratio))}f}x"
+
+
+def status_cell(status, images_per_sec):
+    """The cell of one run: `format_images_per_sec` when ``status`` is
+    ``"ok"``, ``"OOM"`` or ``"error"`` for a failed run."""
+    if status != "ok":
+        return STATUS_CELLS.get(status, status)
+    return format_images_per_sec(images_per_sec)
+
+
+def result_cell(result):
+    """The cell of a `BenchmarkResult` (see `status_cell`), ``"n/a"`` for None."""
+    if result is None:
+        return MISSING_CELL
+    return status_cell(result.status, result.images_per_sec)
+
+
+def published_note(citation):
+    """The note that goes with published figures, citing ``citation``.
+
+    ``"Published figures, not measured by kerasbench. Source: ..."``; the
+    first sentence is left out when the citation says so already.
+    """
+    citation = (citation or "no citation given").rstrip(".")
+    if "not measured" in citation.lower():
+        return f"Published figures. Source: {citation}."
+    return f"Published figures, not measured by kerasbench. Source: {citation}."
+
+
+def machine_label(result):
+    """The machine of a result: its label, or ``"unnamed machine"``."""
+    return result.machine or "unnamed machine"
+
+
+def device_name(result):
+    """The device of a result (``"gpu:0"``), or ``"auto"`` when never resolved."""
+    return result.device or AUTO_DEVICE
+
+
+def device_label(result):
+    """The device of a result with its model name when the device report has it.
+
+    ``"gpu:0: NVIDIA GeForce GTX 1050 Ti"``, ``"cpu: Intel(R) Xeon(R) CPU
+    @ 2.20GHz"``, or just ``"cpu"`` without a device report.
+    """
+    name = _device_model(result.device, result.device_report)
+    return f"{device_name(result)}: {name}" if name else device_name(result)
+
+
+def _device_model(device, report):
+    """The CPU or GPU model of ``device`` in a device report of any shape."""
+    if not isinstance(report, dict) or device is None:
+        return None
+    if device.startswith("cpu"):
+        host = report.get("host")
+        name = host.get("cpu_model") if isinstance(host, dict) else None
+    else:
+        accelerators = report.get("accelerators")
+        found = [a.get("model") for a in accelerators if isinstance(a, dict)
+                 and str(a.get("name")).lower() == device] \
+            if isinstance(accelerators, list) else []
+        name = found[0] if found else None
+    return str(name) if name not in (None, "") else None
+
+
+def published_label(text, results):
+    """``text`` + ``" (published)"`` when a result is published and ``text``
+    does not say so already."""
+    if any(r.source == "published" for r in results) and "published" not in text.lower():
+        return f"{text} (published)"
+    return text
+
+
+def describe(result):
+    """``"ResNet-50, train, batch 32, fp32"``."""
+    return f"{model_label(result.model)}, {result.mode}, batch {result.batch_size}, " \
+           f"{result.precision}"
+
+
+def first_line(text, limit=160):
+    """The first non-empty line of ``text``, cut to ``limit`` characters."""
+    lines = str(text or "").strip().splitlines()
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def md_escape(text):
+    """``text`` safe in a Markdown table cell or heading: ``|`` escaped, line
+    breaks turned into spaces."""
+    return " ".join(str(text).replace("|", "\\|").splitlines())
+
+
+def status_counts(results):
+    """``"22 ok, 1 oom"``: how many results have each status, in order seen."""
+    counts = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in counts.items())

@@ -1,0 +1,170 @@
+"""What `kerasbench report` writes, under faults: links planted where a file
+should go, spreadsheet formulas in labels, Markdown-breaking labels, and
+runs that never resolved a device.
+
+Nothing here imports TensorFlow or Keras.
+"""
+
+import csv
+import os
+import re
+
+import pytest
+
+from kerasbench._results import (
+    BenchmarkResult,
+    compare,
+    markdown_tables,
+    plot_results,
+    write_csv,
+    write_report,
+)
+from kerasbench._results.export import CSV_COLUMNS
+from kerasbench._results.files import replace_atomically
+from kerasbench._runs.config import RunConfig
+
+
+def make(model="resnet50", batch_size=32, images_per_sec=100.0, *, machine="box",
+         device="cpu", status="ok", error=None, backend="tensorflow", report=None):
+    return BenchmarkResult(
+        config=RunConfig(model=model, batch_size=batch_size, device=device),
+        status=status, error=error, backend=backend, machine=machine, device_report=report,
+        stats={} if images_per_sec is None else {"images_per_sec": images_per_sec})
+
+
+def plant_links(folder, names):
+    """A symbolic link at each name, to a precious file elsewhere."""
+    victims = {}
+    for name in names:
+        victim = folder.parent / f"victim-{name}"
+        victim.write_text("precious")
+        (folder / name).symlink_to(victim)
+        victims[name] = victim
+    return victims
+
+
+def leftovers(folder):
+    return [n for n in os.listdir(folder) if n.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------- links
+
+
+def test_report_replaces_planted_links_and_never_writes_through_them(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    victims = plant_links(out, ["report.md", "report.png", "results.csv"])
+    results = [make(), make("vgg16", images_per_sec=20.0)]
+    paths = write_report(results, out)
+    write_csv(results, out / "results.csv")
+    for name, victim in victims.items():
+        assert victim.read_text() == "precious", name
+        assert not os.path.islink(out / name) and os.path.isfile(out / name)
+    assert open(paths["markdown"]).read().startswith("# kerasbench report")
+    assert open(paths["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert leftovers(out) == []
+
+
+def test_plot_replaces_a_link(tmp_path):
+    victims = plant_links(tmp_path, ["chart.png"])
+    plot_results([make()], tmp_path / "chart.png")
+    assert victims["chart.png"].read_text() == "precious"
+    assert open(tmp_path / "chart.png", "rb").read(4) == b"\x89PNG"
+
+
+def test_written_files_have_the_usual_permissions(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_csv([make()], tmp_path / "results.csv")
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "results.csv").st_mode & 0o777 == 0o640
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    (tmp_path / "report.md").write_text("old report")
+    with pytest.raises(ValueError, match="Received: baseline='nowhere'"):
+        write_report([make()], tmp_path, baseline="nowhere")
+    assert (tmp_path / "report.md").read_text() == "old report"
+    with pytest.raises(RuntimeError, match="stopped half way"):
+        with replace_atomically(tmp_path / "report.md") as f:
+            f.write("half a new rep")
+            raise RuntimeError("stopped half way")
+    assert (tmp_path / "report.md").read_text() == "old report"
+    assert leftovers(tmp_path) == []
+
+
+# ----------------------------------------------------------------------- CSV
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(tmp_path):
+    results = [make("=cmd|' /C calc'!A0", machine="=HYPERLINK(\"http://x\")",
+                    backend="+jax"),
+               make("@SUM(1+1)", machine="-2+3", status="error", images_per_sec=None,
+                    error="\tTabbed=1+1")]
+    write_csv(results, tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="", encoding="utf-8") as f:
+        first, second = csv.DictReader(f)
+    assert first["model"] == "'=cmd|' /C calc'!A0"
+    assert first["machine"] == "'=HYPERLINK(\"http://x\")"
+    assert first["backend"] == "'+jax"
+    assert (second["model"], second["machine"], second["error"]) == \
+        ("'@SUM(1+1)", "'-2+3", "'\tTabbed=1+1")
+    assert first["images_per_sec"] == "100.0" and first["batch_size"] == "32"
+
+
+def test_csv_without_a_device(tmp_path):
+    failed = make(device=None, status="error", images_per_sec=None, error="no GPU")
+    write_csv([failed], tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == CSV_COLUMNS
+        (row,) = reader
+    assert (row["device"], row["status"], row["images_per_sec"]) == ("auto", "error", "")
+
+
+# ------------------------------------------------------------------ Markdown
+
+
+def table_rows(text):
+    return [line for line in text.splitlines() if line.startswith("|")]
+
+
+def cells(line):
+    """The cells of a Markdown table row (``\\|`` is not a separator)."""
+    return re.split(r"(?<!\\)\|", line)[1:-1]
+
+
+def test_pipes_and_line_breaks_in_labels_do_not_break_the_tables():
+    report = {"host": {"cpu_model": "Fast|CPU\nv2"}}
+    results = [make(machine="lab|1\nrack 2", report=report),
+               make("vgg16", machine="lab|1\nrack 2", report=report, status="error",
+                    images_per_sec=None, error="Bad | thing\r\nsecond line"),
+               make("my|model", machine="lab|1\nrack 2", report=report)]
+    text = markdown_tables(results)
+    assert "### lab\\|1 rack 2 / cpu: Fast\\|CPU v2 (images/sec)\n" in text
+    assert "- VGG16, batch 32: error: Bad \\| thing\n" in text
+    rows = table_rows(text)
+    assert rows[0] == "| Batch size | ResNet-50 | VGG16 | my\\|model |"
+    assert all(len(cells(row)) == 4 for row in rows)
+    assert "\nrack" not in text and "\r" not in text
+
+
+def test_pipes_and_line_breaks_in_set_labels_do_not_break_the_comparison():
+    a = [make(machine="a")]
+    b = [make(images_per_sec=200.0, machine="b|c\nd")]
+    text = compare([("set|1\nx", a), ("set 2", b)]).to_markdown()
+    rows = table_rows(text)
+    assert rows[0] == "| Model | Mode | Batch size | Precision | set\\|1 x | set 2 | Ratio |"
+    assert all(len(cells(row)) == 7 for row in rows)
+    assert text.startswith("## images/sec: set\\|1 x vs set 2\n")
+
+
+def test_runs_without_a_device_show_auto():
+    failed = make(device=None, status="error", images_per_sec=None, error="no GPU found")
+    text = markdown_tables([make(), failed])
+    assert "### box / auto (images/sec)" in text
+    c = compare([("box", [make(), failed])])
+    assert [col.label for col in c.columns] == ["box cpu", "box auto"]
+    assert c.columns[1].device == "auto"
+    assert c.rows[0].cell("box auto").status == "error"
