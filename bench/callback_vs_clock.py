@@ -28,7 +28,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kerasbench  # noqa: E402
-from kerasbench._runs.reference import PRECISIONS, _synthetic_model  # noqa: E402
+from kerasbench._runs.config import DTYPE_POLICIES  # noqa: E402
+from kerasbench._runs.reference import _synthetic_model  # noqa: E402
 from kerasbench._timing.stats import mean_confidence_interval  # noqa: E402
 
 
@@ -48,10 +49,10 @@ def main():
     parser.add_argument("--warmup-steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=None)
-    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
+    parser.add_argument("--precision", choices=tuple(DTYPE_POLICIES), default="fp32")
     args = parser.parse_args()
 
-    keras.config.set_dtype_policy(PRECISIONS[args.precision])
+    keras.config.set_dtype_policy(DTYPE_POLICIES[args.precision])
     info = kerasbench.model_info(args.model)
     size = args.image_size or info.image_size
     net = kerasbench.create_model(args.model, image_size=size)

@@ -29,7 +29,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import kerasbench  # noqa: E402
-from kerasbench._runs.reference import LEARNING_RATE, PRECISIONS  # noqa: E402
+from kerasbench._runs.config import DTYPE_POLICIES  # noqa: E402
+from kerasbench._runs.reference import LEARNING_RATE  # noqa: E402
 from kerasbench._timing.stats import mean_confidence_interval  # noqa: E402
 
 
@@ -37,7 +38,7 @@ class PlainLoop:
     """The hand-written baseline: tf.function + GradientTape, nothing else."""
 
     def __init__(self, name, batch_size, precision, seed=0):
-        keras.config.set_dtype_policy(PRECISIONS[precision])
+        keras.config.set_dtype_policy(DTYPE_POLICIES[precision])
         try:
             self.net = kerasbench.create_model(name)
             size = kerasbench.model_info(name).image_size
@@ -84,7 +85,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet50,alexnet")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
+    parser.add_argument("--precision", choices=tuple(DTYPE_POLICIES), default="fp32")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", default="resnet50=20,alexnet=50",
                         help="measured steps per model (name=steps,...; others 30)")

@@ -10,6 +10,7 @@ import kerasbench
 
 cb = kerasbench.ThroughputCallback()          # on any model.fit / evaluate / predict
 result = kerasbench.reference("resnet50", batch_size=32, precision="bf16")
+config = kerasbench.RunConfig(model="resnet50", batch_size=32)   # one run, every setting
 print(kerasbench.DeviceReport.collect())
 results = kerasbench.sweep(["alexnet", "resnet50"], batch_sizes=[16, 32], out="results/")
 ```
@@ -19,8 +20,13 @@ from kerasbench._version import __version__
 
 __all__ = [
     "BenchmarkResult",
+    "Comparison",
     "DeviceReport",
+    "HealthCheck",
+    "ModelInfo",
     "PhaseMeter",
+    "ResultsFileError",
+    "RunConfig",
     "StepStats",
     "ThroughputCallback",
     "ThroughputResult",
@@ -41,25 +47,30 @@ __all__ = [
 ]
 
 _LAZY = {
-    "BenchmarkResult": "kerasbench._results.result",
-    "DeviceReport": "kerasbench._device.report",
-    "PhaseMeter": "kerasbench._timing.meter",
-    "StepStats": "kerasbench._timing.stats",
+    "BenchmarkResult": "kerasbench._results",
+    "Comparison": "kerasbench._results",
+    "DeviceReport": "kerasbench._device",
+    "HealthCheck": "kerasbench._device",
+    "ModelInfo": "kerasbench._models",
+    "PhaseMeter": "kerasbench._timing",
+    "ResultsFileError": "kerasbench._results",
+    "RunConfig": "kerasbench._runs.config",
+    "StepStats": "kerasbench._timing",
     "ThroughputCallback": "kerasbench._callback",
-    "ThroughputResult": "kerasbench._timing.meter",
-    "compare": "kerasbench._results.compare",
+    "ThroughputResult": "kerasbench._timing",
+    "compare": "kerasbench._results",
     "create_model": "kerasbench._models",
-    "list_baselines": "kerasbench._results.baselines",
+    "list_baselines": "kerasbench._results",
     "list_models": "kerasbench._models",
-    "load_baseline": "kerasbench._results.baselines",
+    "load_baseline": "kerasbench._results",
     "model_info": "kerasbench._models",
-    "read_results": "kerasbench._results.result",
+    "read_results": "kerasbench._results",
     "reference": "kerasbench._runs.reference",
     "register_model": "kerasbench._models",
-    "summarize": "kerasbench._timing.stats",
+    "summarize": "kerasbench._timing",
     "sweep": "kerasbench._runs.sweep",
-    "write_csv": "kerasbench._results.result",
-    "write_report": "kerasbench._results.tables",
+    "write_csv": "kerasbench._results",
+    "write_report": "kerasbench._results",
 }
 
 

@@ -26,23 +26,63 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
-def _int_at_least(minimum, allowed):
-    """An argparse type: an integer >= ``minimum``; ``allowed`` says so in words."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be {allowed}, got {text!r}")
-        return value
-
-    return parse
+def _integer(text):
+    """An argparse type: an integer; its range is `RunConfig`'s to check."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
-_positive_int = _int_at_least(1, "a positive integer")
-_non_negative_int = _int_at_least(0, "an integer >= 0")
+def _flag(field):
+    return field.metadata["flag"] or "--" + field.name.replace("_", "-")
+
+
+def _add_config_flags(parser, *, lists=False, skip=()):
+    """Adds a flag per `RunConfig` field (the one table of run options).
+
+    Flags default to ``None``: only what is given reaches `RunConfig`, whose
+    defaults and checks apply. With ``lists``, fields a sweep combines take
+    comma lists under their plural name (``--batch-sizes``, alias
+    ``--batch-size``).
+    """
+    from kerasbench._runs.config import options
+
+    for field, meta in options():
+        if field.name in skip:
+            continue
+        default = "" if field.default is None else f" (default: {field.default})"
+        kwargs = {"default": None, "help": meta["help"] + default}
+        if meta["boolean"]:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif lists and meta["sweep"]:
+            plural = "--" + meta["sweep"].replace("_", "-")
+            convert = _integer if "int" in str(field.type) else str
+            parser.add_argument(plural, _flag(field), dest=meta["sweep"],
+                                type=_comma_list(convert, field.name.replace("_", " ")),
+                                metavar="A,B", help=f"comma list: {meta['help']}")
+            continue
+        else:
+            kwargs["type"] = _integer if "int" in str(field.type) else str
+            kwargs["metavar"] = "N" if kwargs["type"] is _integer else None
+            if meta["choices"]:
+                kwargs["choices"] = meta["choices"]
+        parser.add_argument(_flag(field), dest=field.name, **kwargs)
+
+
+def _config_options(args, *, lists=False, skip=()):
+    """The `RunConfig` fields given on the command line, by name."""
+    from kerasbench._runs.config import options
+
+    given = {}
+    for field, meta in options():
+        if field.name in skip:
+            continue
+        name = meta["sweep"] if lists and meta["sweep"] and not meta["boolean"] else field.name
+        value = getattr(args, name, None)
+        if value is not None:
+            given[name] = value
+    return given
 
 
 def _quiet_tensorflow():
@@ -54,8 +94,6 @@ def _quiet_tensorflow():
 
 
 def _add_run(sub):
-    from kerasbench._runs.reference import DEFAULT_STEPS, MODES, OPTIMIZERS, PRECISIONS
-
     p = sub.add_parser(
         "run",
         help="benchmark a reference model on synthetic data",
@@ -66,39 +104,11 @@ def _add_run(sub):
             "ends with 'total images/sec: N'."
         ),
     )
-    p.add_argument("model", nargs="?", default="alexnet",
+    p.add_argument("model", nargs="?", default=None,
                    help="registry name (default: alexnet; see 'kerasbench list')")
-    p.add_argument("--mode", choices=MODES, default="train",
-                   help="train: forward-backward with an optimizer (default); "
-                        "inference: forward only")
-    p.add_argument("--batch-size", type=_positive_int, default=32,
-                   help="images per step (default: 32)")
-    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
-                   help=f"measured steps after warmup (default: {DEFAULT_STEPS})")
-    p.add_argument("--warmup-steps", type=_non_negative_int, default=None,
-                   help="steps run first and left out of the figures "
-                        "(default: 10, or --steps if fewer)")
-    p.add_argument("--image-size", type=_positive_int, default=None,
-                   help="square input size in pixels (default: the model's own)")
-    p.add_argument("--num-classes", type=_positive_int, default=1000,
-                   help="output classes (default: 1000)")
-    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
-                   help="fp32 (default), fp16 (mixed_float16, loss scaling; GPU) "
-                        "or bf16 (mixed_bfloat16)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
-                   help="training optimizer: sgd (default), momentum (0.9) or adam")
-    p.add_argument("--device", default=None,
-                   help="cpu, gpu or gpu:N (default: the first GPU, else the CPU)")
-    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
-                   help="compile the step with XLA (default: off on TensorFlow and "
-                        "PyTorch, on with JAX, whose only compiled mode is XLA)")
-    p.add_argument("--data-format", choices=("channels_last", "channels_first"),
-                   default=None, help="image layout (channels_first on GPUs only)")
-    p.add_argument("--steps-per-execution", type=_positive_int, default=1,
-                   help="steps per compiled call (default: 1)")
+    _add_config_flags(p, skip=("model",))
     p.add_argument("--log-dir", default=None,
                    help="write TensorBoard scalars and the device report here")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     p.add_argument("--json", action="store_true",
                    help="print the full result as JSON instead of progress lines")
     p.add_argument("--quiet", action="store_true",
@@ -110,15 +120,9 @@ def _run(args):
     _quiet_tensorflow()
     from kerasbench._runs.reference import reference
 
-    result = reference(
-        args.model, mode=args.mode, batch_size=args.batch_size, steps=args.steps,
-        warmup_steps=args.warmup_steps, image_size=args.image_size,
-        num_classes=args.num_classes, precision=args.precision,
-        optimizer=args.optimizer, device=args.device, jit_compile=args.xla,
-        data_format=args.data_format, steps_per_execution=args.steps_per_execution,
-        log_dir=args.log_dir, seed=args.seed,
-        verbose=0 if args.json else (2 if args.quiet else 1),
-    )
+    result = reference(args.model or "alexnet", log_dir=args.log_dir,
+                       verbose=0 if args.json else (2 if args.quiet else 1),
+                       **_config_options(args, skip=("model",)))
     if args.json:
         print(result.to_json(indent=2))
     return 0
@@ -191,7 +195,7 @@ def _device(args):
 # ----------------------------------------------------------------- sweep
 
 
-def _csv(convert, name):
+def _comma_list(convert, name):
     def parse(text):
         items = [t.strip() for t in text.split(",") if t.strip()]
         if not items:
@@ -202,39 +206,25 @@ def _csv(convert, name):
 
 
 def _add_sweep(sub):
-    from kerasbench._runs.reference import DEFAULT_STEPS, OPTIMIZERS
-
     p = sub.add_parser(
         "sweep",
         help="run many configurations, keeping every result in a file",
         description=(
             "Run every combination of models, batch sizes, precisions, devices and "
-            "modes through 'kerasbench run', each in a fresh process, appending each "
-            "result to OUT/MACHINE.jsonl the moment it finishes. Failures (out of "
-            "memory, errors) are recorded and the sweep goes on; the exit code is 1 "
-            "if any configuration failed. Lists are comma-separated."
+            "modes, each in a fresh process, appending each result to "
+            "OUT/MACHINE.jsonl the moment it finishes. Failures (out of memory, "
+            "errors) are recorded and the sweep goes on; the exit code is 1 if any "
+            "configuration failed. Lists are comma-separated; defaults: batch sizes "
+            "16,32,64, precision fp32, the best device, mode train."
         ),
     )
-    p.add_argument("--models", required=True, type=_csv(str, "model"),
-                   help="registry names, e.g. alexnet,resnet50,inception3,vgg16,nasnet")
-    p.add_argument("--batch-sizes", type=_csv(_positive_int, "batch size"),
-                   default=[16, 32, 64], help="default: 16,32,64")
-    p.add_argument("--precision", "--precisions", dest="precisions", type=_csv(str, "precision"),
-                   default=["fp32"], help="fp32, fp16, bf16 (default: fp32)")
-    p.add_argument("--devices", type=_csv(str, "device"), default=[None],
-                   help="cpu, gpu, gpu:N (default: the first GPU, else the CPU)")
-    p.add_argument("--modes", type=_csv(str, "mode"), default=["train"],
-                   help="train, inference (default: train)")
-    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS,
-                   help=f"measured steps per run (default: {DEFAULT_STEPS})")
-    p.add_argument("--warmup-steps", type=_non_negative_int, default=None,
-                   help="warmup steps per run (default: 10, or --steps if fewer)")
+    _add_config_flags(p, lists=True)
     p.add_argument("--out", default="results",
                    help="folder for MACHINE.jsonl, or a .jsonl file (default: results)")
     p.add_argument("--machine", default=None,
                    help="label of this machine in the results (default: host name)")
     p.add_argument("--resume", action="store_true",
-                   help="skip configurations already in the results file")
+                   help="skip configurations this machine already has in the results file")
     p.add_argument("--retry-failed", action="store_true",
                    help="with --resume, run failed configurations again")
     p.add_argument("--oom-retry", action="store_true",
@@ -242,17 +232,9 @@ def _add_sweep(sub):
                         "(down to 1)")
     p.add_argument("--no-isolate", action="store_true",
                    help="run configurations in this process (faster to start, but a "
-                        "crash ends the sweep)")
+                        "crash ends the sweep; --timeout needs isolation)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds after which a run is stopped and recorded as an error")
-    p.add_argument("--image-size", type=_positive_int, default=None,
-                   help="square input size (default: each model's own)")
-    p.add_argument("--num-classes", type=_positive_int, default=None, help="default: 1000")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default: sgd")
-    p.add_argument("--xla", action=argparse.BooleanOptionalAction, default=None,
-                   help="compile steps with XLA (default: on with JAX only)")
-    p.add_argument("--data-format", choices=("channels_last", "channels_first"), default=None)
-    p.add_argument("--steps-per-execution", type=_positive_int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler=_sweep)
 
@@ -261,22 +243,19 @@ def _sweep(args):
     _quiet_tensorflow()
     from kerasbench._runs.sweep import sweep
 
-    options = {name: getattr(args, name) for name in
-               ("image_size", "num_classes", "optimizer", "data_format", "steps_per_execution")
-               if getattr(args, name) is not None}
-    if args.xla is not None:
-        options["jit_compile"] = args.xla
+    options = _config_options(args, lists=True)
+    if "models" not in options:
+        raise _UsageError(f"{PROG} sweep: error: the following arguments are required: "
+                          f"--models (see '{PROG} sweep --help')")
     results = sweep(
-        args.models, batch_sizes=args.batch_sizes, precisions=args.precisions,
-        devices=args.devices, modes=args.modes, steps=args.steps,
-        warmup_steps=args.warmup_steps, out=args.out, machine=args.machine,
-        resume=args.resume, retry_failed=args.retry_failed, oom_retry=args.oom_retry,
+        options.pop("models"), out=args.out, machine=args.machine, resume=args.resume,
+        retry_failed=args.retry_failed, oom_retry=args.oom_retry,
         isolate=not args.no_isolate, timeout_s=args.timeout, progress=not args.quiet,
         **options,
     )
     failed = [r for r in results if not r.ok]
     if results and not args.quiet:
-        from kerasbench._results.tables import markdown_tables
+        from kerasbench._results import markdown_tables
 
         print()
         print(markdown_tables(results))
@@ -301,9 +280,9 @@ def _add_report(sub):
     p.add_argument("--out", default=None,
                    help="folder for report.md, report.png and results.csv (default: the "
                         "results folder)")
-    p.add_argument("--models", type=_csv(str, "model"), default=None,
+    p.add_argument("--models", type=_comma_list(str, "model"), default=None,
                    help="column order, e.g. inception3,resnet50,vgg16,alexnet,nasnet")
-    p.add_argument("--batch-size", type=_positive_int, default=None,
+    p.add_argument("--batch-size", type=_integer, default=None,
                    help="chart only this batch size (default: one panel per batch size)")
     p.add_argument("--baseline", default=None,
                    help="series the chart's speedups are relative to (default: the slowest)")
@@ -314,9 +293,13 @@ def _add_report(sub):
 
 
 def _report(args):
-    from kerasbench._results.baselines import load_baseline
-    from kerasbench._results.tables import markdown_tables, write_report
-    from kerasbench._results.result import read_results, write_csv
+    from kerasbench._results import (
+        load_baseline,
+        markdown_tables,
+        read_results,
+        write_csv,
+        write_report,
+    )
 
     results = read_results(args.results)
     for name in args.with_baseline:
@@ -340,7 +323,7 @@ def _report(args):
 
 
 def _add_compare(sub):
-    from kerasbench._results.baselines import list_baselines
+    from kerasbench._results import list_baselines
 
     p = sub.add_parser(
         "compare", help="compare result sets side by side, with ratios",
@@ -353,10 +336,10 @@ def _add_compare(sub):
     p.add_argument("--baseline", default=None,
                    help="a bundled baseline (" + ", ".join(list_baselines()) + ") or the "
                         "label of one of the inputs; ratios are relative to it")
-    p.add_argument("--ignore", type=_csv(str, "field"), default=(),
+    p.add_argument("--ignore", type=_comma_list(str, "field"), default=(),
                    help="fields not to match on, e.g. precision (to set a CPU's fp32 or "
                         "bf16 beside a GPU's fp16)")
-    p.add_argument("--models", type=_csv(str, "model"), default=None,
+    p.add_argument("--models", type=_comma_list(str, "model"), default=None,
                    help="compare only these models, e.g. inception3,resnet50,vgg16")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.set_defaults(handler=_compare)
@@ -365,9 +348,7 @@ def _add_compare(sub):
 def _compare(args):
     import json
 
-    from kerasbench._results.baselines import load_baseline
-    from kerasbench._results.compare import compare
-    from kerasbench._results.result import read_results
+    from kerasbench._results import compare, load_baseline, read_results
 
     sets = [(os.path.basename(os.path.normpath(path)) or path, read_results(path))
             for path in args.results]
@@ -382,7 +363,7 @@ def _compare(args):
         sets = [(label, [r for r in results if r.model in keep]) for label, results in sets]
     comparison = compare(sets, baseline=baseline, ignore=tuple(args.ignore))
     if args.json:
-        print(json.dumps(comparison.to_dict(), indent=2))
+        print(comparison.to_json(indent=2))
     else:
         print(comparison.to_markdown())
     return 0

@@ -32,9 +32,14 @@ def _fail(name, allowed, value):
     raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
 
 
+def _is_bool(value):
+    kind = type(value)
+    return isinstance(value, bool) or (kind.__module__ == "numpy" and
+                                       kind.__name__ in ("bool", "bool_"))
+
+
 def _is_integer(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and \
-        type(value).__name__ != "bool_"
+    return isinstance(value, numbers.Integral) and not _is_bool(value)
 
 
 def integer(name, value, *, minimum=None, maximum=None, allow_none=False):
@@ -83,8 +88,7 @@ def number(name, value, *, positive=False, minimum=None, allow_none=False):
     """
     if value is None and allow_none:
         return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
-        type(value).__name__ != "bool_" and math.isfinite(value) and \
+    ok = isinstance(value, numbers.Real) and not _is_bool(value) and math.isfinite(value) and \
         (not positive or value > 0) and (minimum is None or value >= minimum)
     if not ok:
         words = "a positive number" if positive else (
@@ -97,7 +101,7 @@ def boolean(name, value, *, allow_none=False):
     """``True`` or ``False`` (numpy booleans too); ``None`` when allowed."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if _is_bool(value):
         return bool(value)
     _fail(name, "True or False" + (" or None" if allow_none else ""), value)
 

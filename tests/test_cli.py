@@ -63,7 +63,8 @@ def test_run_inference_quiet(capsys):
 def test_run_json(capsys):
     assert main(["run", *TINY, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["model"] == "lenet" and result["status"] == "ok"
+    assert result["config"]["model"] == "lenet" and result["status"] == "ok"
+    assert result["requested"]["steps"] == 3 and result["schema"] == 2
     assert result["stats"]["steps"] == 3 and result["stats"]["samples"] == 6
 
 
@@ -71,8 +72,14 @@ def test_run_json(capsys):
     "argv,message",
     [
         (["run", "lenet", "--precision", "fp8"], "argument --precision: invalid choice: 'fp8'"),
-        (["run", "lenet", "--batch-size", "0"], "--batch-size: must be a positive integer"),
-        (["run", "lenet", "--steps", "x"], "--steps: must be a positive integer, got 'x'"),
+        (["run", "lenet", "--batch-size", "0"],
+         "`batch_size` must be a positive integer. Received: batch_size=0"),
+        (["run", "lenet", "--steps", "x"], "argument --steps: must be an integer, got 'x'"),
+        (["run", "lenet", "--warmup-steps", "5", "--steps", "2"], "must not exceed `steps`"),
+        (["run", "lenet", "--log-dir", ""], "`log_dir` must be a non-empty path"),
+        (["sweep", "--batch-sizes", "2"], "the following arguments are required: --models"),
+        (["sweep", "--models", "lenet", "--batch-sizes", "2,x"], "must be an integer, got 'x'"),
+        (["sweep", "--models", "lenet", "--out", ""], "`out` must be a non-empty path"),
         (["run", "resnt50"], "Did you mean 'resnet50'?"),
         (["run", "lenet", "--device", "gpu"], "must be one of the devices on this machine: cpu"),
         (["run", "inception3", "--image-size", "32"], "must be at least 75 for inception3"),

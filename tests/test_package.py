@@ -24,12 +24,23 @@ def test_unknown_attribute():
 
 
 def test_import_is_cheap():
-    code = ("import sys, kerasbench, kerasbench._timing.stats, kerasbench._timing.meter, kerasbench._results.result, "
-            "kerasbench._results.tables, kerasbench._results.compare, kerasbench._results.baselines, kerasbench._models\n"
+    """Importing every package but the callback loads no framework (nor matplotlib)."""
+    code = ("import sys, kerasbench, kerasbench._timing, kerasbench._results, kerasbench._runs, "
+            "kerasbench._runs.worker, kerasbench._runs.sweep, kerasbench._models, kerasbench._device, kerasbench._cli, "
+            "kerasbench._validate\n"
             "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib', 'jax', 'torch') "
             "if m in sys.modules]\nprint(heavy)\nsys.exit(1 if heavy else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_public_types_are_exported():
+    """What public functions return or raise can be named from the package."""
+    assert issubclass(kerasbench.ResultsFileError, ValueError)
+    assert kerasbench.RunConfig().model == "alexnet"
+    assert kerasbench.model_info("lenet").__class__ is kerasbench.ModelInfo
+    assert kerasbench.HealthCheck.__name__ == "HealthCheck"
+    assert kerasbench.Comparison.__name__ == "Comparison"
 
 
 def test_bundled_baseline_is_package_data():

@@ -48,7 +48,7 @@ def test_every_model_trains_through_reference(name, report):
 @pytest.mark.parametrize("name", ["alexnet", "lenet", "mobilenet_v2"])
 def test_inference_mode(name, report):
     r = run(name, report, mode="inference", steps=3)
-    assert r.mode == "inference" and r.config["optimizer"] is None
+    assert r.mode == "inference" and r.config.optimizer is None
     assert r.stats["phase"] == "predict"
     assert r.stats["steps"] == 3 and r.stats["samples"] == 6
 
@@ -57,7 +57,9 @@ def test_result_holds_everything_and_round_trips(report):
     r = run("lenet", report, steps=3, seed=7)
     d = json.loads(r.to_json())
     assert d["config"]["steps"] == 3 and d["config"]["seed"] == 7
-    assert d["config"]["backend"] == "tensorflow" and d["config"]["synthetic_data"] is True
+    assert d["backend"] == "tensorflow" and d["config"]["jit_compile"] is False
+    assert d["config"]["image_size"] == 32 and d["config"]["device"] == "cpu"
+    assert d["requested"]["device"] is None and d["requested"]["model"] == "lenet"
     assert d["versions"]["keras"] == keras.__version__
     assert d["device_report"]["host"] == report.to_dict()["host"]
     assert d["started_at"] <= d["finished_at"]
@@ -78,17 +80,32 @@ def test_bf16_runs_and_policy_is_restored(report):
     assert keras.config.dtype_policy().name == before
 
 
-def test_policy_is_restored_after_a_failure(report, monkeypatch):
-    from kerasbench import _models
+def test_policy_is_restored_after_a_failure(report, scratch_registry):
+    name = "broken_builder_for_tests"
 
-    def broken(*args, **kwargs):
+    @kerasbench.register_model(name, image_size=32, min_image_size=1, params=1,
+                               description="Raises when built.", source="tests")
+    def broken(input_shape, num_classes, data_format):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(_models, "create_model", broken)
     before = keras.config.dtype_policy().name
     with pytest.raises(RuntimeError, match="boom"):
-        run("lenet", report, precision="bf16")
+        run(name, report, precision="bf16")
     assert keras.config.dtype_policy().name == before
+
+
+def test_config_object_and_keywords_are_one_interface(report):
+    config = kerasbench.RunConfig(model="lenet", batch_size=2, steps=2, warmup_steps=1,
+                                  image_size=32, num_classes=5)
+    r = reference(config=config, device_report=report, verbose=0, steps=3)
+    assert r.requested == config.replace(steps=3) and r.stats["steps"] == 3
+    with pytest.raises(TypeError, match="Did you mean 'batch_size'"):
+        reference("lenet", batchsize=2)
+    with pytest.raises(TypeError, match="needs a model"):
+        reference()
+    import inspect
+    params = inspect.signature(reference).parameters
+    assert {"batch_size", "precision", "steps_per_execution", "log_dir"} <= set(params)
 
 
 def test_steps_per_execution_and_default_warmup(report):
@@ -132,6 +149,9 @@ def test_progress_output(report, capsys):
         ({"optimizer": "adamw"}, "Did you mean 'adam'?"),
         ({"device": "gpu"}, "`device` must be one of the devices on this machine: cpu."),
         ({"device": "tpu"}, "Received: device='tpu'"),
+        ({"log_dir": ""}, "`log_dir` must be a non-empty path"),
+        ({"verbose": 1.0}, "`verbose` must be 0, 1 or 2"),
+        ({"seed": "x"}, "Received: seed='x'"),
         ({"precision": "fp16", "device": "cpu"}, "use precision='bf16' on CPUs"),
         ({"data_format": "channels_first", "device": "cpu"}, "not supported on CPUs"),
         ({"num_classes": 0}, "`num_classes` must be a positive integer"),

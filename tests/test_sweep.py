@@ -13,19 +13,19 @@ import warnings
 
 import pytest
 
-from kerasbench._runs import reference as _reference
-from kerasbench._runs import sweep as _sweep
+from kerasbench import RunConfig
 from kerasbench._cli import main
-from kerasbench._results.result import (
-    CSV_COLUMNS,
+from kerasbench._results import (
     BenchmarkResult,
     ResultsFileError,
     append_result,
     read_results,
     write_csv,
 )
-from kerasbench._runs.sweep import Configuration, plan, sweep
+from kerasbench._results.export import CSV_COLUMNS
+from kerasbench._runs.sweep import finished_keys, plan, sweep
 
+TESTS = os.path.dirname(os.path.abspath(__file__))
 TINY = {"steps": 2, "warmup_steps": 1, "image_size": 8, "num_classes": 3}
 
 
@@ -36,9 +36,22 @@ def tiny_sweep(tmp_path, **kwargs):
     return sweep(models, **args)
 
 
+@pytest.fixture
+def faulty(monkeypatch, scratch_registry):
+    """Registers the failing models (in a scratch registry) and makes their
+    module importable by workers."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (TESTS, os.environ.get("PYTHONPATH")) if p))
+    import faulty_models
+
+    faulty_models.register()
+    return faulty_models
+
+
 def lines(path):
+    """The result lines of a file (device report lines, ``"kind"``, left out)."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [d for d in map(json.loads, filter(str.strip, f)) if "kind" not in d]
 
 
 # ------------------------------------------------------------- real sweeps
@@ -62,18 +75,32 @@ def test_isolated_sweep_runs_each_configuration_in_a_child(tmp_path):
     results = tiny_sweep(tmp_path, batch_sizes=[2, 3], isolate=True)
     assert [r.status for r in results] == ["ok", "ok"]
     assert [r.stats["samples"] for r in results] == [4, 6]
-    # Each child collected its own device report and versions.
-    assert all(r.device_report and r.versions["kerasbench"] for r in results)
+    # The first child's device report serves the whole sweep: stored once.
+    assert results[0].device_report and results[0].device_report == results[1].device_report
+    assert all(r.versions["kerasbench"] for r in results)
+    with open(tmp_path / "box.jsonl") as f:
+        kinds = [json.loads(line).get("kind") for line in f]
+    assert kinds == ["device_report", None, None]
 
 
 def test_plan_order_and_validation():
-    configs = plan(["lenet", "alexnet"], [32, 16, 32], ["fp32"], [None, "CPU"], ["train"])
-    assert [c.key for c in configs] == [
-        ("lenet", "train", 16, "fp32", "auto"), ("lenet", "train", 32, "fp32", "auto"),
-        ("lenet", "train", 16, "fp32", "cpu"), ("lenet", "train", 32, "fp32", "cpu"),
-        ("alexnet", "train", 16, "fp32", "auto"), ("alexnet", "train", 32, "fp32", "auto"),
-        ("alexnet", "train", 16, "fp32", "cpu"), ("alexnet", "train", 32, "fp32", "cpu"),
+    configs = plan(["lenet", "alexnet"], [32, 16, 32], ["fp32"], [None, "CPU"], ["train"],
+                   steps=7)
+    assert [(c.model, c.batch_size, c.device) for c in configs] == [
+        ("lenet", 16, None), ("lenet", 32, None), ("lenet", 16, "cpu"), ("lenet", 32, "cpu"),
+        ("alexnet", 16, None), ("alexnet", 32, None), ("alexnet", 16, "cpu"),
+        ("alexnet", 32, "cpu"),
     ]
+    assert all(isinstance(c, RunConfig) and c.steps == 7 for c in configs)
+
+
+def test_a_sweep_is_a_list_of_run_configs(tmp_path):
+    configs = [RunConfig(model="lenet", batch_size=b, **TINY) for b in (2, 3)]
+    results = sweep(configs, out=str(tmp_path), machine="box", isolate=False, progress=False)
+    assert [r.requested for r in results] == configs
+    assert [r.config.image_size for r in results] == [8, 8]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'steps'"):
+        sweep(configs, steps=3)
 
 
 @pytest.mark.parametrize(
@@ -83,146 +110,193 @@ def test_plan_order_and_validation():
         ({"models": ["lenet", "resnt50"]}, "Did you mean 'resnet50'?"),
         ({"batch_sizes": [0]}, "`batch_size` must be a positive integer. Received: batch_size=0"),
         ({"precisions": ["fp8"]}, "Received: precision='fp8'"),
-        ({"devices": ["tpu"]}, "`device` must be 'cpu', 'gpu' or 'gpu:N'. Received: device='tpu'"),
+        ({"devices": ["tpu"]}, "`device` must be 'cpu', 'gpu', 'gpu:N' or None. "
+                               "Received: device='tpu'"),
         ({"modes": ["eval"]}, "Received: mode='eval'"),
+        ({"timeout_s": True, "isolate": True}, "Received: timeout_s=True"),
+        ({"timeout_s": float("inf"), "isolate": True}, "Received: timeout_s=inf"),
+        ({"timeout_s": 5}, "`timeout_s` needs isolated runs"),
+        ({"image_size": -5}, "Received: image_size=-5"),
+        ({"num_classes": 0}, "Received: num_classes=0"),
+        ({"seed": "x"}, "Received: seed='x'"),
+        ({"steps_per_execution": 0}, "Received: steps_per_execution=0"),
+        ({"jit_compile": "yes"}, "Received: jit_compile='yes'"),
+        ({"out": ""}, "`out` must be a non-empty path. Received: out=''"),
+        ({"machine": "a\nb"}, "`machine` must be a non-empty string without line breaks"),
+        ({"batchsize": 3}, "Did you mean 'batch_size'"),
     ],
 )
-def test_bad_input_fails_before_anything_runs(tmp_path, monkeypatch, kwargs, message):
-    calls = []
-    monkeypatch.setattr(_reference, "reference", lambda *a, **k: calls.append(a))
-    with pytest.raises(ValueError, match=re.escape(message)):
-        tiny_sweep(tmp_path, **kwargs)
-    assert calls == [] and not os.listdir(tmp_path)
+def test_bad_input_fails_before_anything_runs(tmp_path, kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        tiny_sweep(tmp_path / "out", **kwargs)
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_models_registered_in_main_are_refused_for_isolated_runs(tmp_path):
+    code = ("import kerasbench\n"
+            "@kerasbench.register_model('mine', image_size=8, min_image_size=1, params=1, "
+            "description='d', source='s')\n"
+            "def mine(input_shape, num_classes, data_format): pass\n"
+            f"kerasbench.sweep(['mine'], out={str(tmp_path)!r}, progress=False)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 1
+    assert "'mine', registered in __main__" in out.stderr and "isolate=False" in out.stderr
 
 
 def test_output_folder_not_writable(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ValueError, match="`out` must be a folder or .jsonl file that can be "
-                                         "written. Received: out="):
+    with pytest.raises(ValueError, match=r"`out` must be a folder or .jsonl file that can be "
+                                         r"written \(not a link\). Received: out="):
         tiny_sweep(blocker / "results")
+
+
+def test_results_file_that_is_a_link_is_refused(tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("someone else's file\n")
+    (tmp_path / "box.jsonl").symlink_to(target)
+    with pytest.raises(ValueError, match=r"\(not a link\)"):
+        tiny_sweep(tmp_path)
+    assert target.read_text() == "someone else's file\n"
 
 
 # ------------------------------------------------- failures are results
 
 
-def fake_reference(fail):
-    """A stand-in for reference() that fails for some configurations."""
-
-    def run(model, *, batch_size, device_report, machine, **kwargs):
-        error = fail(model, batch_size)
-        if error is not None:
-            raise error
-        return BenchmarkResult(model=model, mode=kwargs["mode"], batch_size=batch_size,
-                               precision=kwargs["precision"], device="cpu",
-                               stats={"images_per_sec": 10.0 * batch_size},
-                               config={}, machine=machine)
-
-    return run
-
-
-def test_oom_and_errors_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    def fail(model, batch):
-        if model == "alexnet":
-            return RuntimeError("boom")
-        if batch >= 4:
-            return RuntimeError("ResourceExhaustedError: OOM when allocating tensor")
-        return None
-
-    monkeypatch.setattr(_reference, "reference", fake_reference(fail))
-    results = tiny_sweep(tmp_path, models=["alexnet", "lenet"], batch_sizes=[2, 8])
+def test_oom_and_errors_are_recorded_and_the_sweep_goes_on(tmp_path, faulty):
+    results = tiny_sweep(tmp_path, models=["boom", "oom_above_2", "lenet"],
+                         batch_sizes=[2, 8])
     assert [(r.model, r.batch_size, r.status) for r in results] == [
-        ("alexnet", 2, "error"), ("alexnet", 8, "error"), ("lenet", 2, "ok"), ("lenet", 8, "oom"),
+        ("boom", 2, "error"), ("boom", 8, "error"), ("oom_above_2", 2, "ok"),
+        ("oom_above_2", 8, "oom"), ("lenet", 2, "ok"), ("lenet", 8, "ok"),
     ]
-    assert results[0].error == "RuntimeError: boom"
-    assert "OOM when allocating" in results[3].error and results[3].stats == {}
-    assert results[3].device == "cpu" and results[3].device_report is not None
-    assert [r["status"] for r in lines(tmp_path / "box.jsonl")] == ["error", "error", "ok", "oom"]
+    assert results[0].error == "RuntimeError: boom" and results[0].error_type == "RuntimeError"
+    assert "out of memory allocating a batch of 8" in results[3].error
+    assert results[3].stats == {} and results[3].device == "cpu"
+    assert results[3].device_report is not None
+    assert [r["status"] for r in lines(tmp_path / "box.jsonl")] == \
+        ["error", "error", "ok", "oom", "ok", "ok"]
 
 
-def test_oom_retry_halves_the_batch_until_it_fits(tmp_path, monkeypatch):
-    def fail(model, batch):
-        return MemoryError("out of memory") if batch > 2 else None
-
-    monkeypatch.setattr(_reference, "reference", fake_reference(fail))
-    results = tiny_sweep(tmp_path, batch_sizes=[16], oom_retry=True)
+def test_oom_retry_halves_the_batch_until_it_fits(tmp_path, faulty):
+    results = tiny_sweep(tmp_path, models=["oom_above_2"], batch_sizes=[16], oom_retry=True)
     assert [(r.batch_size, r.status) for r in results] == [
         (16, "oom"), (8, "oom"), (4, "oom"), (2, "ok")]
-    assert {r.config["requested_batch_size"] for r in results} == {16}
-
-
-class _InterruptInDel:
-    """Ctrl-C landing in a ``__del__``: Python prints the KeyboardInterrupt and ignores it."""
-
-    def __del__(self):
-        os.kill(os.getpid(), signal.SIGINT)
+    assert {r.requested.batch_size for r in results} == {16}
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_ctrl_c_swallowed_inside_a_run_still_stops_the_sweep(tmp_path, monkeypatch):
-    def fail(model, batch):
-        if batch == 4:
-            _InterruptInDel()  # collected at once; the interrupt is swallowed there
-        return None
-
-    monkeypatch.setattr(_reference, "reference", fake_reference(fail))
-    with pytest.raises(KeyboardInterrupt):
-        tiny_sweep(tmp_path, batch_sizes=[2, 4, 8])
-    assert [r["batch_size"] for r in lines(tmp_path / "box.jsonl")] == [2, 4]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+def test_ctrl_c_swallowed_inside_a_run_still_stops_the_sweep(tmp_path, faulty):
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tiny_sweep(tmp_path, models=["swallowed_ctrl_c"], batch_sizes=[2, 4, 8])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert [r["config"]["batch_size"] for r in lines(tmp_path / "box.jsonl")] == [2, 4]
 
 
-def test_resume(tmp_path, monkeypatch):
-    failing = {"on": True}
-
-    def fail(model, batch):
-        return RuntimeError("flaky") if failing["on"] and batch == 4 else None
-
-    monkeypatch.setattr(_reference, "reference", fake_reference(fail))
-    assert [r.status for r in tiny_sweep(tmp_path, batch_sizes=[2, 4])] == ["ok", "error"]
-    failing["on"] = False
-    again = tiny_sweep(tmp_path, batch_sizes=[2, 4, 8], resume=True)
-    assert [r.batch_size for r in again] == [8]  # 2 ran, 4 failed: both in the file
-    retried = tiny_sweep(tmp_path, batch_sizes=[2, 4, 8], resume=True, retry_failed=True)
-    assert [(r.batch_size, r.status) for r in retried] == [(4, "ok")]
-
-
-def failing_child(monkeypatch, code):
-    """Makes isolated runs execute `code` in a real child process."""
-    monkeypatch.setattr(_sweep._Runner, "_command",
-                        lambda self, config: [sys.executable, "-c", code])
+def test_resume_matches_machine_and_every_setting(tmp_path, faulty):
+    assert [r.status for r in tiny_sweep(tmp_path, models=["oom_above_2"],
+                                         batch_sizes=[2, 4])] == ["ok", "oom"]
+    again = tiny_sweep(tmp_path, models=["oom_above_2"], batch_sizes=[2, 4, 1], resume=True)
+    assert [r.batch_size for r in again] == [1]  # 2 ran, 4 failed: both in the file
+    retried = tiny_sweep(tmp_path, models=["oom_above_2"], batch_sizes=[2, 4], resume=True,
+                         retry_failed=True)
+    assert [(r.batch_size, r.status) for r in retried] == [(4, "oom")]
+    # Another machine sharing the file, or other settings, run again.
+    other = tiny_sweep(tmp_path, models=["oom_above_2"], batch_sizes=[2], resume=True,
+                       out=str(tmp_path / "box.jsonl"), machine="other")
+    assert [r.machine for r in other] == ["other"]
+    longer = tiny_sweep(tmp_path, models=["oom_above_2"], batch_sizes=[2], resume=True,
+                        steps=3)
+    assert [r.stats["steps"] for r in longer] == [3]
+    keys = finished_keys(tmp_path / "box.jsonl", "box")
+    assert RunConfig(model="oom_above_2", batch_size=2, **TINY).key() in keys
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
-    "code,status,message",
+    "model,status,error_type,message",
     [
-        ("import sys; sys.stderr.write('noise\\nkerasbench: error: ResourceExhaustedError: OOM "
-         "when allocating tensor\\n'); sys.exit(1)", "oom", "ResourceExhaustedError: OOM"),
-        ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "oom", "killed by SIGKILL"),
-        ("import sys; sys.stderr.write('kerasbench: error: ValueError: bad\\n'); sys.exit(2)",
-         "error", "ValueError: bad"),
-        ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "error", "killed by SIGSEGV"),
-        ("print('not json')", "error", "unreadable result"),
+        ("oom_above_2", "oom", "MemoryError", "out of memory allocating a batch of 4"),
+        ("boom", "error", "RuntimeError", "RuntimeError: boom"),
+        ("killed", "oom", "signal", "killed by SIGKILL"),
+        ("segfault", "error", "signal", "killed by SIGSEGV"),
+        ("garbage", "error", "crash", "exited with code 3 without a result"),
     ],
 )
-def test_child_failures_are_classified(tmp_path, monkeypatch, code, status, message):
-    failing_child(monkeypatch, code)
-    [result] = tiny_sweep(tmp_path, batch_sizes=[2], isolate=True)
-    assert result.status == status and message in result.error
+def test_child_failures_are_classified(tmp_path, faulty, model, status, error_type, message):
+    [result] = tiny_sweep(tmp_path, models=[model], batch_sizes=[4], isolate=True)
+    assert (result.status, result.error_type) == (status, error_type)
+    assert message in result.error
     assert read_results(tmp_path / "box.jsonl")[0].status == status
+    if model == "garbage":
+        assert "not utf-8" in result.error  # the log's tail, decoded whatever its bytes
 
 
-def test_child_timeout(tmp_path, monkeypatch):
-    failing_child(monkeypatch, "import time; time.sleep(60)")
+@pytest.mark.slow
+def test_child_timeout(tmp_path, faulty):
     t = time.monotonic()
-    [result] = tiny_sweep(tmp_path, batch_sizes=[2], isolate=True, timeout_s=1)
-    assert time.monotonic() - t < 30
-    assert result.status == "error" and result.error == "timed out after 1 s"
+    [result] = tiny_sweep(tmp_path, models=["hangs"], batch_sizes=[2], isolate=True,
+                          timeout_s=8)
+    assert time.monotonic() - t < 60
+    assert result.status == "error" and result.error == "timed out after 8 s"
+    assert result.error_type == "timeout"
+
+
+@pytest.mark.slow
+def test_isolated_sweep_never_imports_a_framework(tmp_path):
+    code = ("import sys, kerasbench\n"
+            f"r = kerasbench.sweep(['lenet'], batch_sizes=[2], steps=2, warmup_steps=1, "
+            f"image_size=8, num_classes=3, out={str(tmp_path)!r}, progress=False)\n"
+            "assert r[0].ok, r[0].error\n"
+            "print([m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_worker_answers_a_structured_failure_without_running(tmp_path):
+    """The protocol end to end: a bad request gets an answer, never text to parse."""
+    answer = tmp_path / "answer.json"
+    request = json.dumps({"protocol": 1, "config": RunConfig(model="resnt50").to_dict(),
+                          "machine": "box", "modules": []})
+    proc = subprocess.Popen([sys.executable, "-m", "kerasbench._runs.worker", str(answer)],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdin.write(request + "\n")
+    proc.stdin.flush()  # kept open: the worker ends itself when it closes
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    proc.stdin.close()
+    got = json.loads(answer.read_text())
+    assert (got["status"], got["error_type"]) == ("error", "ValueError")
+    assert "Did you mean 'resnet50'" in got["message"]
+    assert BenchmarkResult.from_dict(got["result"]).requested.model == "resnt50"
+
+
+@pytest.mark.slow
+def test_worker_ends_when_its_parent_goes_away(tmp_path):
+    """Closing the worker's stdin (what a parent's death does) ends it at once."""
+    proc = subprocess.Popen([sys.executable, "-m", "kerasbench._runs.worker",
+                             str(tmp_path / "answer.json")], stdin=subprocess.PIPE)
+    proc.stdin.write(json.dumps({"protocol": 1, "config": RunConfig(model="lenet").to_dict(),
+                                 "machine": "box", "modules": ["faulty_models"]}).encode())
+    proc.stdin.close()
+    assert proc.wait(timeout=60) != 0 and not (tmp_path / "answer.json").exists()
 
 
 # ---------------------------------------------------- killed and resumed
 
-SWEEP_CMD = [sys.executable, "-m", "kerasbench", "sweep", "--models", "lenet",
+# As `kerasbench sweep`, with Ctrl-C raising KeyboardInterrupt even where the test
+# runner ignores SIGINT (background jobs, nohup, some CI runners): a child
+# inherits an ignored SIGINT, and the test relies on the terminal's behaviour.
+SWEEP_CMD = [sys.executable, "-c",
+             "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "from kerasbench._cli import main; sys.exit(main(sys.argv[1:]))",
+             "sweep", "--models", "lenet",
              "--batch-sizes", "1,2,3,4,5,6,7,8", "--steps", "2", "--warmup-steps", "1",
              "--image-size", "8", "--num-classes", "3", "--machine", "box", "--no-isolate"]
 
@@ -260,23 +334,35 @@ def test_killed_sweep_keeps_results_and_resumes(tmp_path, sig):
     assert f"{8 - len(kept)} of {8 - len(kept)} runs succeeded" in rerun.stdout
 
 
+def _workers_of(pid):
+    """Process ids of the kerasbench workers whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"kerasbench._runs.worker" in cmdline:
+            found.append(int(entry))
+    return found
+
+
 @pytest.mark.slow
-def test_isolated_child_dies_with_the_sweep(tmp_path, monkeypatch):
-    marker = tmp_path / "child.pid"
-    code = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
-    script = (
-        "import sys; from kerasbench._runs import sweep as _sweep\n"
-        f"_sweep._Runner._command = lambda self, c: [sys.executable, '-c', {code!r}]\n"
-        f"_sweep.sweep(['lenet'], batch_sizes=[2], out={str(tmp_path)!r}, progress=False)\n"
-    )
+def test_isolated_child_dies_with_the_sweep(tmp_path, faulty):
+    script = (f"import kerasbench, faulty_models\n"
+              f"kerasbench.sweep(['hangs'], batch_sizes=[2], out={str(tmp_path)!r}, "
+              "progress=False)\n")
     proc = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 120
-    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+    while not _workers_of(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    child = int(marker.read_text())
+    [child] = _workers_of(proc.pid)
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
             os.kill(child, 0)
@@ -291,14 +377,13 @@ def test_isolated_child_dies_with_the_sweep(tmp_path, monkeypatch):
 
 
 def result(i, padding=0):
-    return BenchmarkResult(model="lenet", mode="train", batch_size=i, precision="fp32",
-                           device="cpu", stats={"images_per_sec": float(i)},
-                           config={"padding": "x" * padding})
+    return BenchmarkResult(config=RunConfig(model="lenet", batch_size=i, device="cpu"),
+                           stats={"images_per_sec": float(i)}, error="x" * padding or None)
 
 
 def _append_many(args):
     path, start, count = args
-    for i in range(start, start + count):
+    for i in range(start + 1, start + count + 1):
         append_result(path, result(i, padding=20_000))
 
 
@@ -307,7 +392,7 @@ def test_concurrent_writers_never_corrupt_the_file(tmp_path):
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         pool.map(_append_many, [(path, 1000 * w, 25) for w in range(4)])
     got = sorted(r.batch_size for r in read_results(path))
-    assert got == sorted(1000 * w + i for w in range(4) for i in range(25))
+    assert got == sorted(1000 * w + i for w in range(4) for i in range(1, 26))
 
 
 def test_truncated_last_line_is_skipped_then_mended(tmp_path):
@@ -395,25 +480,27 @@ def test_cli_sweep_report_and_compare(tmp_path, capsys):
     assert "Did you mean 'lenet'" in capsys.readouterr().err
 
 
-def test_cli_sweep_exit_code_says_something_failed(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(_reference, "reference",
-                        fake_reference(lambda m, b: RuntimeError("x") if b == 4 else None))
-    assert main(["sweep", "--models", "lenet", "--batch-sizes", "2,4", "--steps", "2",
-                 "--out", str(tmp_path), "--no-isolate", "--quiet"]) == 1
+def test_cli_sweep_exit_code_says_something_failed(tmp_path, capsys, faulty):
+    assert main(["sweep", "--models", "lenet,boom", "--batch-sizes", "2", "--steps", "2",
+                 "--image-size", "8", "--num-classes", "3", "--out", str(tmp_path),
+                 "--no-isolate", "--quiet"]) == 1
     assert "1 of 2 runs succeeded; 1 failed" in capsys.readouterr().out
 
 
-def test_configuration_label():
-    assert Configuration("lenet", "train", 2, "fp32", None).label() == "lenet train bs2 fp32 auto"
+def test_cli_timeout_without_isolation_is_refused(tmp_path, capsys):
+    assert main(["sweep", "--models", "lenet", "--out", str(tmp_path), "--no-isolate",
+                 "--timeout", "5"]) == 2
+    assert "`timeout_s` needs isolated runs" in capsys.readouterr().err
 
 
 def test_csv_export_has_flat_figures_and_failures(tmp_path):
     ok = result(4)
     ok.stats.update(images_per_sec_sem=0.5, step_time_p99_s=0.25, samples=40)
-    ok.config.update(image_size=32, optimizer="sgd")
+    ok.config = ok.config.replace(image_size=32, optimizer="sgd")
     ok.versions = {"keras": "3.15.1", "tensorflow-cpu": "2.21.0"}
-    failed = BenchmarkResult(model="vgg16", mode="train", batch_size=64, precision="fp16",
-                             device="gpu:0", status="oom", error="OOM when allocating")
+    failed = BenchmarkResult(config=RunConfig(model="vgg16", batch_size=64, precision="fp16",
+                                              device="gpu:0"),
+                             status="oom", error="OOM when allocating")
     path = write_csv([ok, failed], tmp_path / "sub" / "r.csv")
     with open(path, newline="") as f:
         reader = csv.DictReader(f)

@@ -16,8 +16,9 @@ import contextlib
 import dataclasses
 import difflib
 import fnmatch
-import numbers
 import re
+
+from kerasbench import _validate
 
 #: Data formats a builder may support, in Keras' spelling.
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -80,10 +81,6 @@ def _natural_key(name):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def register_model(
     name,
     *,
@@ -128,7 +125,7 @@ def register_model(
 
     ```python
     @register_model(
-        "tiny", image_size=32, min_image_size=1, params=3_083,
+        "tiny", image_size=32, min_image_size=1, params=3_073_000,
         description="Flatten and one dense layer.", source="example",
     )
     def tiny(input_shape, num_classes, data_format):
@@ -145,21 +142,11 @@ def register_model(
         )
     if name in _REGISTRY:
         raise ValueError(f"Model {name!r} is already registered.")
-    if not _is_int(min_image_size) or min_image_size < 1:
-        raise ValueError(
-            "`min_image_size` must be a positive integer. "
-            f"Received: min_image_size={min_image_size!r}"
-        )
-    if not _is_int(image_size) or image_size < min_image_size:
-        raise ValueError(
-            f"`image_size` must be an integer >= min_image_size={min_image_size}. "
-            f"Received: image_size={image_size!r}"
-        )
-    if not _is_int(params) or params < 1:
-        raise ValueError(f"`params` must be a positive integer. Received: params={params!r}")
-    for field, value in (("description", description), ("source", source)):
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"`{field}` must be a non-empty string. Received: {field}={value!r}")
+    min_image_size = _validate.integer("min_image_size", min_image_size, minimum=1)
+    image_size = _validate.integer("image_size", image_size, minimum=min_image_size)
+    params = _validate.integer("params", params, minimum=1)
+    _validate.text("description", description)
+    _validate.text("source", source)
     data_formats = tuple(data_formats) if not isinstance(data_formats, str) else (data_formats,)
     if not data_formats or any(f not in DATA_FORMATS for f in data_formats):
         raise ValueError(
@@ -227,6 +214,15 @@ def _entry(name):
     if entry is None:
         raise _unknown_model_error(name)
     return entry
+
+
+def builder_module(name):
+    """The name of the module that registered ``name`` (``"__main__"`` for a script).
+
+    Raises:
+        ValueError: If the name is not registered.
+    """
+    return getattr(_entry(name).builder, "__module__", None) or "__main__"
 
 
 def model_info(name):
@@ -304,21 +300,15 @@ def create_model(name, *, image_size=None, num_classes=1000, data_format=None):
     """
     entry = _entry(name)
     info = entry.info
+    image_size = _validate.integer("image_size", image_size, minimum=1, allow_none=True)
     if image_size is None:
         image_size = info.image_size
-    if not _is_int(image_size) or image_size < 1:
-        raise ValueError(
-            f"`image_size` must be a positive integer. Received: image_size={image_size!r}"
-        )
     if image_size < info.min_image_size:
         raise ValueError(
             f"`image_size` must be at least {info.min_image_size} for {info.name}. "
             f"Received: image_size={image_size!r}"
         )
-    if not _is_int(num_classes) or num_classes < 1:
-        raise ValueError(
-            f"`num_classes` must be a positive integer. Received: num_classes={num_classes!r}"
-        )
+    num_classes = _validate.integer("num_classes", num_classes, minimum=1)
     if data_format is not None and data_format not in DATA_FORMATS:
         raise ValueError(
             "`data_format` must be None, 'channels_last' or 'channels_first'. "

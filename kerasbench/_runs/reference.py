@@ -8,60 +8,39 @@ training takes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-import difflib
+import inspect
 import platform
 import socket
 
-from kerasbench._timing.meter import DEFAULT_WARMUP_STEPS
+from kerasbench import _validate
+from kerasbench._runs.config import RunConfig, field_names
 
-MODES = ("train", "inference")
-PRECISIONS = {"fp32": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
-OPTIMIZERS = ("sgd", "momentum", "adam")
-DATA_FORMATS = ("channels_last", "channels_first")
-DEFAULT_STEPS = 100
 #: Learning rate of the reference optimizers: small, so random data does not
 #: drive weights to inf/NaN (denormals and NaNs can change CPU speed).
 LEARNING_RATE = 1e-3
+#: Distributions whose versions shape the numbers, when installed.
+_VERSIONED = ("keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "numpy")
 
 
-def _now():
+def now():
+    """The current UTC time, ISO 8601, to the second."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _positive_int(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"`{name}` must be {what}. Received: {name}={value!r}")
-
-
-def _check_warmup(warmup_steps, steps):
-    _positive_int("warmup_steps", warmup_steps, minimum=0)
-    if warmup_steps > steps:
-        raise ValueError(
-            "`warmup_steps` must not exceed `steps` (at most half of a run is "
-            f"warmup). Received: warmup_steps={warmup_steps}, steps={steps}"
-        )
-
-
-def _choice(name, value, allowed):
-    if value not in allowed:
-        close = difflib.get_close_matches(str(value), list(allowed), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"`{name}` must be one of {', '.join(map(repr, allowed))}.{hint} "
-            f"Received: {name}={value!r}"
-        )
-
-
 def versions():
-    """Versions that shape the numbers: kerasbench, keras, tensorflow, numpy, python."""
+    """Versions that shape the numbers: kerasbench, python, and those of
+    keras, tensorflow, jax, torch and numpy that are installed.
+
+    Read from package metadata: nothing is imported.
+    """
     from importlib import metadata
 
     from kerasbench._version import __version__
 
     out = {"kerasbench": __version__, "python": platform.python_version()}
-    for dist in ("keras", "tensorflow", "tensorflow-cpu", "numpy"):
+    for dist in _VERSIONED:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -140,27 +119,8 @@ def _optimizer(keras, name):
     return keras.optimizers.Adam(LEARNING_RATE)
 
 
-def reference(
-    model,
-    *,
-    mode="train",
-    batch_size=32,
-    steps=DEFAULT_STEPS,
-    warmup_steps=None,
-    image_size=None,
-    num_classes=1000,
-    precision="fp32",
-    optimizer="sgd",
-    device=None,
-    jit_compile=None,
-    data_format=None,
-    steps_per_execution=1,
-    log_dir=None,
-    verbose=1,
-    seed=0,
-    machine=None,
-    device_report=None,
-):
+def reference(model=None, *, config=None, log_dir=None, verbose=1, machine=None,
+              device_report=None, **options):
     """Benchmarks a registry model on synthetic data through `fit` or `predict`.
 
     The model is built with random weights (nothing is downloaded), fed
@@ -172,42 +132,32 @@ def reference(
 
     Args:
         model: Registry name, see `list_models`.
-        mode: ``"train"`` (forward-backward, `fit`) or ``"inference"``
-            (forward only, `predict`).
-        batch_size: Images per step.
-        steps: Measured steps (default 100, as tf_cnn_benchmarks).
-        warmup_steps: Steps run first and excluded (default 10, or ``steps``
-            when fewer); at most ``steps``.
-        image_size: Square input size; default the model's own.
-        num_classes: Output classes (default 1000).
-        precision: ``"fp32"``, ``"fp16"`` (``mixed_float16``, with loss
-            scaling in training) or ``"bf16"`` (``mixed_bfloat16``).
-        optimizer: ``"sgd"`` (default, as the seed's table), ``"momentum"``
-            (SGD with momentum 0.9) or ``"adam"``; used in training.
-        device: ``"cpu"``, ``"gpu"``, ``"gpu:N"``, or ``None`` for the best
-            available (first GPU, else CPU).
-        jit_compile: Compile the step with XLA. Default ``None``: off on
-            TensorFlow (graph mode, as tf_cnn_benchmarks ran by default) and
-            PyTorch, on with JAX (whose only compiled mode is XLA; without it
-            every op runs eagerly, many times slower).
-        data_format: ``"channels_last"`` or ``"channels_first"`` (GPU only:
-            TensorFlow's CPU kernels need channels_last); default Keras'.
-        steps_per_execution: Steps per compiled call (Keras ``compile``).
+        config: A `RunConfig` to run (``model`` and ``**options`` then change
+            fields of it).
         log_dir: TensorBoard directory for per-step scalars and the device
             report, or ``None``.
         verbose: 0 silent, 1 progress lines and summary, 2 summary only.
-        seed: Seed of the synthetic images and labels.
         machine: Label of this machine in result files (default host name).
         device_report: A `DeviceReport` to embed (default: collect one).
+        **options: Any field of `RunConfig`: ``mode`` (``"train"`` or
+            ``"inference"``), ``batch_size`` (32), ``steps`` (100),
+            ``warmup_steps``, ``image_size``, ``num_classes`` (1000),
+            ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``), ``optimizer``,
+            ``device`` (``"cpu"``, ``"gpu"``, ``"gpu:N"``; default the first
+            GPU, else the CPU), ``jit_compile``, ``data_format``,
+            ``steps_per_execution``, ``seed``. See `RunConfig` for each.
 
     Returns:
-        `BenchmarkResult` with the configuration, the statistics, the
-        parameter count, the device report, versions and timestamps.
+        `BenchmarkResult` whose ``config`` is the configuration as it ran
+        (defaults resolved) and ``requested`` the one asked for, with the
+        statistics, the parameter count, the device report, versions and
+        timestamps.
 
     Raises:
         ValueError: On an unknown model (with the closest name), an invalid
             argument, a device that does not exist, fp16 on a CPU, or an
             image size below the model's minimum.
+        TypeError: On an unknown keyword (with the closest one).
 
     Example:
 
@@ -216,123 +166,135 @@ def reference(
     print(result.images_per_sec)
     ```
     """
-    from kerasbench._models import model_info
-
-    info = model_info(model)  # unknown names fail here, with a suggestion
-    _choice("mode", mode, MODES)
-    _positive_int("batch_size", batch_size)
-    _positive_int("steps", steps)
-    if warmup_steps is None:
-        warmup_steps = min(DEFAULT_WARMUP_STEPS, steps)
-    _check_warmup(warmup_steps, steps)
-    if image_size is None:
-        image_size = info.image_size
-    _positive_int("image_size", image_size)
-    if image_size < info.min_image_size:
-        raise ValueError(
-            f"`image_size` must be at least {info.min_image_size} for {info.name}. "
-            f"Received: image_size={image_size}"
-        )
-    _positive_int("num_classes", num_classes)
-    _choice("precision", precision, tuple(PRECISIONS))
-    _choice("optimizer", optimizer, OPTIMIZERS)
-    if data_format is not None:
-        _choice("data_format", data_format, DATA_FORMATS)
-    if jit_compile is not None and not isinstance(jit_compile, bool):
-        raise ValueError(
-            f"`jit_compile` must be True, False or None. Received: jit_compile={jit_compile!r}"
-        )
-    _positive_int("steps_per_execution", steps_per_execution)
-    if verbose not in (0, 1, 2):
+    requested = make_config(model, config, options, function="reference")
+    _validate.path("log_dir", log_dir, allow_none=True)
+    if verbose not in (0, 1, 2) or isinstance(verbose, bool) or not isinstance(verbose, int):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+    _validate.text("machine", machine, allow_none=True, single_line=True)
+    return _Run(requested, log_dir, verbose, machine, device_report).execute()
 
-    if device_report is None:
-        from kerasbench._device import DeviceReport
 
-        device_report = DeviceReport.collect()
-    resolved = resolve_device(device, device_report)
-    on_cpu = resolved == "cpu"
-    if on_cpu and precision == "fp16":
-        raise ValueError(
-            "`precision='fp16'` is emulated on CPUs and takes minutes per step (one "
-            "ResNet-50 training step took over 500 s here); use precision='bf16' on "
-            "CPUs (1.3x faster than fp32 where the CPU has AMX) or run fp16 on a GPU. "
-            f"Received: precision='fp16', device={resolved!r}"
+def make_config(model, config, options, *, function):
+    """The `RunConfig` of ``model``/``config``/``options`` (see `reference`)."""
+    _validate.keywords(function, options, field_names())
+    if config is not None and not isinstance(config, RunConfig):
+        raise ValueError(f"`config` must be a RunConfig or None. Received: config={config!r}")
+    if model is not None:
+        options = {**options, "model": model}
+    base = config or RunConfig()
+    if config is None and "model" not in options:
+        raise TypeError(f"{function}() needs a model: a registry name or config=RunConfig(...)")
+    return base.replace(**options)
+
+
+def _signature():
+    """`reference`'s signature as help() shows it: every `RunConfig` field a keyword."""
+    fixed = inspect.signature(reference).parameters
+    params = [fixed["model"], fixed["config"]]
+    params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+               for f in dataclasses.fields(RunConfig) if f.name != "model"]
+    params += [fixed[n] for n in ("log_dir", "verbose", "machine", "device_report")]
+    return inspect.Signature(params)
+
+
+reference.__signature__ = _signature()
+
+
+class _Run:
+    """One `reference` call: resolve the configuration, run it, build the result."""
+
+    def __init__(self, requested, log_dir, verbose, machine, device_report):
+        self.requested, self.log_dir, self.verbose = requested, log_dir, verbose
+        self.machine = machine or socket.gethostname()
+        self.device_report = device_report
+
+    def resolve(self):
+        """The resolved `RunConfig` (the device report is collected if needed)."""
+        import keras
+
+        from kerasbench._models import model_info
+
+        info = model_info(self.requested.model)  # unknown names fail here, with a hint
+        if self.device_report is None:
+            from kerasbench._device import DeviceReport
+
+            self.device_report = DeviceReport.collect()
+        device = resolve_device(self.requested.device, self.device_report)
+        return self.requested.resolve(info, keras.backend.backend(), device)
+
+    def execute(self):
+        import keras
+
+        from kerasbench._results.result import BenchmarkResult
+
+        config = self.resolve()
+        started = now()
+        stats, params = _measure(config, self.log_dir, self.verbose, self.device_report)
+        return BenchmarkResult(
+            config=config, requested=self.requested, stats=stats.to_dict(), params=params,
+            backend=keras.backend.backend(), device_report=self.device_report.to_dict(),
+            versions=versions(), machine=self.machine, started_at=started,
+            finished_at=now(),
         )
-    if on_cpu and data_format == "channels_first":
-        raise ValueError(
-            "`data_format='channels_first'` is not supported on CPUs (TensorFlow's CPU "
-            "pooling and convolution kernels need channels_last); use it on a GPU. "
-            f"Received: data_format='channels_first', device={resolved!r}"
-        )
-    config = {
-        "steps": steps, "warmup_steps": warmup_steps, "image_size": image_size,
-        "num_classes": num_classes, "optimizer": optimizer if mode == "train" else None,
-        "jit_compile": jit_compile, "data_format": data_format,
-        "steps_per_execution": steps_per_execution, "synthetic_data": True, "seed": seed,
-    }
-    return _run(info, mode, batch_size, precision, resolved, config, log_dir, verbose,
-                machine, device_report)
 
 
-def _run(info, mode, batch_size, precision, device, config, log_dir, verbose,
-         machine, device_report):
+def _measure(config, log_dir, verbose, device_report):
+    """Builds, compiles and runs ``config`` (resolved); returns (stats, params)."""
     import keras
+
+    previous_policy = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy(config.dtype_policy)
+        with keras.device(config.device):
+            wrapped, params = _build(keras, config)
+            if verbose:
+                size = config.image_size
+                print(f"kerasbench: {config.model} {config.mode}, batch {config.batch_size}, "
+                      f"{config.precision}, {config.device}, {size}x{size}, {params:,} params, "
+                      f"{config.warmup_steps} warmup + {config.steps} steps", flush=True)
+            if log_dir is not None:
+                device_report.write_tensorboard(log_dir)
+            return _fit_or_predict(wrapped, config, log_dir, verbose), params
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _build(keras, config):
+    """The compiled synthetic-data model of ``config`` and its parameter count."""
+    from kerasbench._models import create_model
+
+    net = create_model(config.model, image_size=config.image_size,
+                       num_classes=config.num_classes, data_format=config.data_format)
+    layout = config.data_format or keras.config.image_data_format()
+    size = config.image_size
+    shape = (3, size, size) if layout == "channels_first" else (size, size, 3)
+    wrapped = _synthetic_model(keras, net, config.batch_size, shape, config.seed)
+    wrapped.compile(
+        optimizer=_optimizer(keras, config.optimizer or "sgd"),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=config.jit_compile,
+        steps_per_execution=config.steps_per_execution,
+    )
+    return wrapped, net.count_params()
+
+
+def _fit_or_predict(wrapped, config, log_dir, verbose):
+    """Runs warmup + steps through `fit` (train) or `predict`; returns the stats."""
     import numpy as np
 
     from kerasbench._callback import ThroughputCallback
-    from kerasbench._models import create_model
-    from kerasbench._results.result import BenchmarkResult
 
-    config["backend"] = keras.backend.backend()
-    if config["jit_compile"] is None:
-        config["jit_compile"] = config["backend"] == "jax"
-    started = _now()
-    steps, warmup = config["steps"], config["warmup_steps"]
-    previous_policy = keras.config.dtype_policy()
-    try:
-        keras.config.set_dtype_policy(PRECISIONS[precision])
-        with keras.device(device):
-            net = create_model(info.name, image_size=config["image_size"],
-                               num_classes=config["num_classes"],
-                               data_format=config["data_format"])
-            params = net.count_params()
-            layout = config["data_format"] or keras.config.image_data_format()
-            size = config["image_size"]
-            shape = (3, size, size) if layout == "channels_first" else (size, size, 3)
-            wrapped = _synthetic_model(keras, net, batch_size, shape, config["seed"])
-            wrapped.compile(
-                optimizer=_optimizer(keras, config["optimizer"] or "sgd"),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                jit_compile=config["jit_compile"],
-                steps_per_execution=config["steps_per_execution"],
-            )
-            rng = np.random.default_rng(config["seed"])
-            total = warmup + steps
-            placeholder = np.zeros((batch_size * total, 1), dtype="float32")
-            labels = rng.integers(0, config["num_classes"], batch_size * total)
-            if verbose:
-                print(f"kerasbench: {info.name} {mode}, batch {batch_size}, {precision}, "
-                      f"{device}, {size}x{size}, {params:,} params, "
-                      f"{warmup} warmup + {steps} steps", flush=True)
-            if log_dir is not None:
-                device_report.write_tensorboard(log_dir)
-            # Every synthetic batch is full: the count is known, no need to read
-            # it from the device after each step.
-            cb = ThroughputCallback(batch_size=batch_size, warmup_steps=warmup,
-                                    log_dir=log_dir, verbose=verbose)
-            if mode == "train":
-                wrapped.fit(placeholder, labels, batch_size=batch_size, epochs=1,
-                            shuffle=False, callbacks=[cb], verbose=0)
-                stats = cb.results["train"]
-            else:
-                wrapped.predict(placeholder, batch_size=batch_size, callbacks=[cb], verbose=0)
-                stats = cb.results["predict"]
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
-    return BenchmarkResult(
-        model=info.name, mode=mode, batch_size=batch_size, precision=precision,
-        device=device, stats=stats.to_dict(), config=config, params=params,
-        device_report=device_report.to_dict(), versions=versions(),
-        machine=machine or socket.gethostname(), started_at=started, finished_at=_now(),
-    )
+    batch = config.batch_size
+    total = config.warmup_steps + config.steps
+    placeholder = np.zeros((batch * total, 1), dtype="float32")
+    labels = np.random.default_rng(config.seed).integers(0, config.num_classes, batch * total)
+    # Every synthetic batch is full: the count is known, no need to read it
+    # from the device after each step.
+    cb = ThroughputCallback(batch_size=batch, warmup_steps=config.warmup_steps,
+                            log_dir=log_dir, verbose=verbose)
+    if config.mode == "train":
+        wrapped.fit(placeholder, labels, batch_size=batch, epochs=1, shuffle=False,
+                    callbacks=[cb], verbose=0)
+        return cb.results["train"]
+    wrapped.predict(placeholder, batch_size=batch, callbacks=[cb], verbose=0)
+    return cb.results["predict"]

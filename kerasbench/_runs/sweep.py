@@ -1,75 +1,36 @@
-"""sweep(): models x batch sizes x precisions x devices x modes, one file of results.
+"""sweep(): a list of run configurations, one file of results.
 
-Each configuration runs through `reference` (by default in a fresh Python
-process, so a crash, an out-of-memory kill or leaked GPU memory cannot touch
-the next one) and its result is appended to a JSON Lines file the moment it
-finishes. Failures are results: an out-of-memory run is recorded with status
-``oom`` (optionally retried at half the batch size), any other failure with
-status ``error``, and the sweep goes on.
+Each `RunConfig` runs through `reference`, by default in a fresh Python
+process (`kerasbench._runs.worker`), so a crash, an out-of-memory kill or
+leaked GPU memory cannot touch the next one; its result is appended to a
+JSON Lines file the moment it finishes. Failures are results: an
+out-of-memory run is recorded with status ``oom`` (optionally retried at half
+the batch size), any other failure with status ``error``, and the sweep goes
+on. The sweep process itself imports no framework when runs are isolated.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
-import time
 
-from kerasbench._runs.reference import (
-    DATA_FORMATS,
-    DEFAULT_STEPS,
-    MODES,
-    OPTIMIZERS,
-    PRECISIONS,
-    _check_warmup,
-    _choice,
-    _now,
-    _positive_int,
-    resolve_device,
-    versions,
-)
-from kerasbench._results.result import BenchmarkResult, append_result, read_results
-
-#: Text in an error that means the run ran out of (device or host) memory.
-OOM_PATTERN = re.compile(
-    r"ResourceExhausted|OOM when allocating|out of memory|MemoryError|"
-    r"CUDA_ERROR_OUT_OF_MEMORY|failed to allocate",
-    re.IGNORECASE,
-)
-
-#: Options of `reference` a sweep passes through unchanged.
-PASS_THROUGH = ("image_size", "num_classes", "optimizer", "jit_compile", "data_format",
-                "steps_per_execution", "seed")
-
-
-@dataclasses.dataclass(frozen=True)
-class Configuration:
-    """One point of a sweep, as asked for (the device may be ``None``: best)."""
-
-    model: str
-    mode: str
-    batch_size: int
-    precision: str
-    device: str | None
-
-    @property
-    def key(self):
-        return (self.model, self.mode, self.batch_size, self.precision, self.device or "auto")
-
-    def label(self):
-        return (f"{self.model} {self.mode} bs{self.batch_size} {self.precision} "
-                f"{self.device or 'auto'}")
+from kerasbench import _validate
+from kerasbench._results.result import BenchmarkResult
+from kerasbench._runs import worker
+from kerasbench._runs.config import RunConfig, sweep_fields
+from kerasbench._runs.progress import Progress
+from kerasbench._runs.reference import make_config, now, versions
 
 
 def plan(models, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(None,),
-         modes=("train",)):
+         modes=("train",), **options):
     """Every configuration of a sweep, validated before anything runs.
 
     Args:
@@ -78,14 +39,16 @@ def plan(models, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(None,)
         precisions: Among ``fp32``, ``fp16``, ``bf16``.
         devices: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` or ``None`` (best available).
         modes: ``"train"`` and/or ``"inference"``.
+        **options: Any other `RunConfig` field, the same for every run.
 
     Returns:
-        A list of `Configuration`, models outermost, then modes, precisions,
-        devices and batch sizes.
+        A list of `RunConfig`, models outermost, then modes, precisions,
+        devices and batch sizes (ascending); duplicates dropped.
 
     Raises:
         ValueError: On an empty list or any unknown or invalid value (unknown
             models are named with the closest valid name).
+        TypeError: On an unknown option.
     """
     from kerasbench._models import model_info
 
@@ -94,24 +57,19 @@ def plan(models, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(None,)
     for name, values in lists.items():
         if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values:
             raise ValueError(f"`{name}` must be a non-empty list. Received: {name}={values!r}")
+    base = make_config(None, RunConfig(), options, function="sweep")
     for m in models:
-        model_info(m)  # unknown names fail here, before anything runs
-    for b in batch_sizes:
-        _positive_int("batch_size", b)
-    for p in precisions:
-        _choice("precision", p, tuple(PRECISIONS))
-    for m in modes:
-        _choice("mode", m, MODES)
-    for d in devices:
-        if d is not None and not re.fullmatch(r"cpu|gpu(:\d+)?", str(d).strip().lower()):
-            raise ValueError(f"`device` must be 'cpu', 'gpu' or 'gpu:N'. Received: device={d!r}")
+        info = model_info(m)  # unknown names fail here, before anything runs
+        base.check_model(info)  # image size vs the model's minimum
+    for b in batch_sizes:  # sorted below: each must be an integer first
+        _validate.integer("batch_size", b, minimum=1)
     seen, out = set(), []
     for model, mode, precision, device, batch in itertools.product(
             models, modes, precisions, devices, sorted(set(batch_sizes))):
-        c = Configuration(model, mode, batch, precision,
-                          None if device is None else str(device).strip().lower())
-        if c.key not in seen:
-            seen.add(c.key)
+        c = base.replace(model=model_info(model).name, mode=mode, precision=precision,
+                         device=device, batch_size=batch)
+        if c.key() not in seen:
+            seen.add(c.key())
             out.append(c)
     return out
 
@@ -119,7 +77,7 @@ def plan(models, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(None,)
 def results_path(out, machine):
     """The JSON Lines file for ``out``: itself if it ends in ``.jsonl``, else
     ``<out>/<machine>.jsonl``."""
-    out = os.fspath(out)
+    out = _validate.path("out", out)
     if out.endswith(".jsonl"):
         return out
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", machine).strip("-") or "results"
@@ -130,61 +88,45 @@ def _check_writable(path):
     folder = os.path.dirname(path) or "."
     try:
         os.makedirs(folder, exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                     0o644)
+        os.close(fd)
     except OSError as e:
         raise ValueError(
-            f"`out` must be a folder or .jsonl file that can be written. "
+            f"`out` must be a folder or .jsonl file that can be written (not a link). "
             f"Received: out={path!r} ({e.strerror or e})"
         ) from None
 
 
-def sweep(
-    models,
-    *,
-    batch_sizes=(16, 32, 64),
-    precisions=("fp32",),
-    devices=(None,),
-    modes=("train",),
-    steps=DEFAULT_STEPS,
-    warmup_steps=None,
-    out=None,
-    machine=None,
-    resume=False,
-    retry_failed=False,
-    oom_retry=False,
-    isolate=True,
-    timeout_s=None,
-    progress=True,
-    **options,
-):
-    """Runs `reference` over every combination and keeps every result.
+def sweep(models, *, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(None,),
+          modes=("train",), out=None, machine=None, resume=False, retry_failed=False,
+          oom_retry=False, isolate=True, timeout_s=None, progress=True, **options):
+    """Runs `reference` over every configuration and keeps every result.
 
     Args:
-        models: Registry names.
-        batch_sizes, precisions, devices, modes: The values to combine (see
-            `plan`).
-        steps, warmup_steps: Steps per run, as in `reference`.
+        models: Registry names (combined with the lists below, see `plan`),
+            or a list of `RunConfig` to run as they are.
+        batch_sizes, precisions, devices, modes: The values to combine.
         out: A folder (results go to ``<out>/<machine>.jsonl``), a ``.jsonl``
             file, or ``None`` to keep results in memory only. Each result is
             appended the moment its run ends (flushed, fsynced, locked: safe
             with several sweeps writing to the same file).
         machine: Label of this machine in the results (default host name).
-        resume: Skip configurations already in the results file.
+        resume: Skip configurations this machine already has in the file
+            (same machine label and every setting equal).
         retry_failed: With ``resume``, run again those recorded as failed.
         oom_retry: After an out-of-memory failure, retry at half the batch
             size, and again, down to 1; every attempt is recorded.
         isolate: Run each configuration in a fresh Python process (default).
             A crash or an out-of-memory kill then becomes a recorded failure
             instead of ending the sweep, and no state leaks between runs.
-        timeout_s: With ``isolate``, stop a run after this many seconds and
-            record it as an error.
+        timeout_s: Stop a run after this many seconds and record it as an
+            error (isolated runs only: with ``isolate=False`` it is refused).
         progress: Show configuration i of n, elapsed time and an estimate of
-            the time left (a progress bar on a terminal, plain lines
-            otherwise). ``False`` prints nothing.
-        **options: Passed to `reference`: ``image_size``, ``num_classes``,
-            ``optimizer``, ``jit_compile``, ``data_format``,
-            ``steps_per_execution``, ``seed``.
+            the time left. ``False`` prints nothing.
+        **options: Any other `RunConfig` field (``steps``, ``warmup_steps``,
+            ``image_size``, ``num_classes``, ``optimizer``, ``jit_compile``,
+            ``data_format``, ``steps_per_execution``, ``seed``).
 
     Returns:
         The list of `BenchmarkResult` of this call, failures included
@@ -202,49 +144,91 @@ def sweep(
                                precisions=["fp32", "bf16"], out="results/")
     ```
     """
-    unknown = sorted(set(options) - set(PASS_THROUGH))
-    if unknown:
-        raise TypeError(f"Unknown argument for sweep: {unknown[0]}. "
-                        f"Allowed options: {', '.join(PASS_THROUGH)}")
-    configs = plan(models, batch_sizes, precisions, devices, modes)
-    _positive_int("steps", steps)
-    if warmup_steps is not None:
-        _check_warmup(warmup_steps, steps)
-    if "optimizer" in options:
-        _choice("optimizer", options["optimizer"], OPTIMIZERS)
-    if options.get("data_format") is not None:
-        _choice("data_format", options["data_format"], DATA_FORMATS)
-    if timeout_s is not None and not (isinstance(timeout_s, (int, float)) and timeout_s > 0):
-        raise ValueError(f"`timeout_s` must be a positive number. Received: timeout_s={timeout_s!r}")
-    machine = machine or socket.gethostname()
+    configs = _configs(models, batch_sizes, precisions, devices, modes, options)
+    _validate.number("timeout_s", timeout_s, positive=True, allow_none=True)
+    isolate = _validate.boolean("isolate", isolate)
+    if timeout_s is not None and not isolate:
+        raise ValueError("`timeout_s` needs isolated runs: a run in this process cannot be "
+                         f"stopped. Received: timeout_s={timeout_s!r}, isolate=False")
+    machine = _validate.text("machine", machine, allow_none=True, single_line=True) or \
+        socket.gethostname()
     path = results_path(out, machine) if out is not None else None
     if path is not None:
         _check_writable(path)
-    if resume and path is not None and os.path.getsize(path):
-        done = {_requested_key(r) for r in read_results(path)
-                if r.ok or not retry_failed}
-        configs = [c for c in configs if c.key not in done]
+    modules = _model_modules(configs) if isolate else ()
+    if resume and path is not None:
+        done = finished_keys(path, machine, retry_failed)
+        configs = [c for c in configs if c.key() not in done]
+    runner = _Runner(machine, isolate, timeout_s, modules)
+    return _run_all(configs, runner, path, oom_retry, Progress(len(configs), enabled=progress))
 
-    runner = _Runner(steps, warmup_steps, options, machine, isolate, timeout_s)
-    display = _Progress(len(configs), enabled=progress)
+
+def _configs(models, batch_sizes, precisions, devices, modes, options):
+    if isinstance(models, (list, tuple)) and models and \
+            all(isinstance(m, RunConfig) for m in models):
+        _validate.keywords("sweep (with a list of RunConfig)", options, ())
+        return list(dict.fromkeys(models))
+    return plan(models, batch_sizes, precisions, devices, modes, **options)
+
+
+def finished_keys(path, machine, retry_failed=False):
+    """The `RunConfig.key` of every run ``machine`` already has in ``path``.
+
+    Results carry the configuration as requested, so this matches a plan
+    exactly: the same model, settings and machine label. Failed runs count
+    as finished unless ``retry_failed``.
+    """
+    from kerasbench._results import read_results
+
+    if not os.path.getsize(path):
+        return set()
+    return {(r.requested or r.config).key() for r in read_results(path)
+            if r.machine == machine and (r.ok or not retry_failed)}
+
+
+def _model_modules(configs):
+    """Modules the worker must import to know every model of ``configs``.
+
+    Models registered in an importable module are made known to the child by
+    importing that module there; a model registered in ``__main__`` (a script
+    or a notebook) cannot be, and is refused before anything runs.
+    """
+    from kerasbench._models._registry import builder_module
+
+    modules = []
+    for name in dict.fromkeys(c.model for c in configs):
+        module = builder_module(name)
+        if module == "__main__":
+            raise ValueError(
+                f"`models` includes {name!r}, registered in __main__: an isolated run "
+                "starts a fresh Python process that cannot see it. Register it in an "
+                "importable module, or pass isolate=False (--no-isolate). "
+                f"Received: models=[..., {name!r}, ...]")
+        if not module.startswith("kerasbench."):
+            modules.append(module)
+    return tuple(dict.fromkeys(modules))
+
+
+def _run_all(configs, runner, path, oom_retry, display):
+    from kerasbench._results import append_result
+
     results = []
     guard = _InterruptGuard()
     try:
         for config in configs:
             guard.check()
             display.start(config)
-            batch = config.batch_size
+            attempt = config
             while True:
-                attempt = dataclasses.replace(config, batch_size=batch)
                 result = runner.run(attempt, requested=config)
                 results.append(result)
                 if path is not None:
                     append_result(path, result)
-                retry = oom_retry and result.status == "oom" and batch > 1
+                retry = oom_retry and result.status == "oom" and attempt.batch_size > 1
                 display.finished(result, final=not retry)
                 if not retry:
                     break
-                batch //= 2
+                attempt = attempt.replace(batch_size=attempt.batch_size // 2)
                 guard.check()
         guard.check()
     finally:
@@ -285,151 +269,94 @@ class _InterruptGuard:
             self._previous = None
 
 
-def _requested_key(result):
-    c = result.config
-    return (result.model, result.mode, c.get("requested_batch_size", result.batch_size),
-            result.precision, c.get("requested_device") or "auto")
-
-
 class _Runner:
-    """Runs one configuration, in a child process or in this one."""
+    """Runs one configuration, in a worker process or in this one."""
 
-    def __init__(self, steps, warmup_steps, options, machine, isolate, timeout_s):
-        self.steps, self.warmup_steps = steps, warmup_steps
-        self.options, self.machine = options, machine
-        self.isolate, self.timeout_s = isolate, timeout_s
-        self._report = None
+    def __init__(self, machine, isolate, timeout_s, modules=()):
+        self.machine, self.isolate = machine, isolate
+        self.timeout_s, self.modules = timeout_s, modules
+        self._device_report = None  # a dict, from the first worker that sent one
+        self._local_report = None  # a DeviceReport, for runs in this process
 
     def run(self, config, requested):
-        started = _now()
-        if self.isolate:
-            result, status, error = self._run_child(config)
-        else:
-            result, status, error = self._run_here(config)
-        if result is None:
-            report = self._device_report()
-            try:
-                device = resolve_device(config.device, report)
-            except ValueError:
-                device = config.device  # a device that does not exist: as asked
-            result = BenchmarkResult(
-                model=config.model, mode=config.mode, batch_size=config.batch_size,
-                precision=config.precision, device=device,
-                status=status, error=error, config=self._config(config),
-                versions=versions(), started_at=started, finished_at=_now(),
-                device_report=report.to_dict(),
-            )
+        result = self._run_child(config) if self.isolate else self._run_here(config)
         result.machine = self.machine
-        result.config["requested_batch_size"] = requested.batch_size
-        result.config["requested_device"] = requested.device
+        result.requested = requested
         return result
 
-    def _config(self, config):
-        """The settings a failed run was given (what `reference` would record)."""
-        from kerasbench._models import model_info
-
-        o = self.options
-        return {
-            "steps": self.steps, "warmup_steps": self.warmup_steps,
-            "image_size": o.get("image_size") or model_info(config.model).image_size,
-            "num_classes": o.get("num_classes", 1000),
-            "optimizer": o.get("optimizer", "sgd") if config.mode == "train" else None,
-            "jit_compile": o.get("jit_compile"), "data_format": o.get("data_format"),
-            "steps_per_execution": o.get("steps_per_execution", 1),
-            "synthetic_data": True, "seed": o.get("seed", 0),
-        }
-
-    def _device_report(self):
-        if self._report is None:
-            from kerasbench._device import DeviceReport
-
-            self._report = DeviceReport.collect()
-        return self._report
-
     def _run_here(self, config):
-        from kerasbench._runs.reference import reference
+        from kerasbench._runs.reference import _Run
 
+        job = _Run(config, None, 0, self.machine, self._local_report)
         try:
-            result = reference(
-                config.model, mode=config.mode, batch_size=config.batch_size,
-                precision=config.precision, device=config.device, steps=self.steps,
-                warmup_steps=self.warmup_steps, verbose=0, machine=self.machine,
-                device_report=self._device_report(), **self.options,
-            )
-            return result, "ok", None
+            return job.execute()
         except KeyboardInterrupt:
             raise
-        except BaseException as e:  # noqa: BLE001 - every failure is a result
-            message = f"{type(e).__name__}: {' '.join(str(e).split())}"[:2000]
-            return None, _status_of(message), message
-
-    def _command(self, config):
-        cmd = [sys.executable, "-m", "kerasbench", "run", config.model,
-               "--mode", config.mode, "--batch-size", str(config.batch_size),
-               "--precision", config.precision, "--steps", str(self.steps), "--json"]
-        if self.warmup_steps is not None:
-            cmd += ["--warmup-steps", str(self.warmup_steps)]
-        if config.device is not None:
-            cmd += ["--device", config.device]
-        o = self.options
-        for name, flag in (("image_size", "--image-size"), ("num_classes", "--num-classes"),
-                           ("optimizer", "--optimizer"), ("data_format", "--data-format"),
-                           ("steps_per_execution", "--steps-per-execution"),
-                           ("seed", "--seed")):
-            if o.get(name) is not None:
-                cmd += [flag, str(o[name])]
-        if o.get("jit_compile") is not None:
-            cmd.append("--xla" if o["jit_compile"] else "--no-xla")
-        return cmd
+        except Exception as e:  # noqa: BLE001 - every failure is a result
+            return worker.failure_result(job, e)
+        finally:
+            self._local_report = job.device_report  # collected once per sweep
 
     def _run_child(self, config):
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-        proc = subprocess.Popen(
-            self._command(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=env, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+        started = now()
+        with tempfile.TemporaryDirectory(prefix="kerasbench-run-") as folder:
+            answer_path = os.path.join(folder, "answer.json")
+            log_path = os.path.join(folder, "log.txt")
+            returncode = self._spawn(config, answer_path, log_path)
+            answer = worker.read_answer(answer_path)
+            if answer is not None:
+                try:
+                    result = BenchmarkResult.from_dict(answer["result"])
+                    self._device_report = self._device_report or result.device_report
+                    return result
+                except (ValueError, TypeError) as e:
+                    failure = ("error", "protocol", f"unreadable answer from the run: {e}")
+            elif returncode is None:
+                failure = ("error", "timeout", f"timed out after {self.timeout_s:g} s")
+            else:
+                failure = worker.failure_of_exit(returncode, _tail(log_path))
+        status, error_type, message = failure
+        return BenchmarkResult(config=config, status=status, error=worker.one_line(message),
+                               error_type=error_type, versions=versions(),
+                               started_at=started, finished_at=now())
+
+    def _spawn(self, config, answer_path, log_path):
+        """Runs the worker; its exit code, or ``None`` if it timed out."""
+        env = dict(os.environ)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "kerasbench._runs.worker", answer_path],
+                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
-            out, err = proc.communicate(timeout=self.timeout_s)
+            message = worker.request(config, self.machine, self.modules, self._device_report)
+            proc.stdin.write(message.encode())
+            proc.stdin.flush()
+            return proc.wait(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
-            _stop(proc)
-            return None, "error", f"timed out after {self.timeout_s:g} s"
-        except BaseException:
-            _stop(proc)  # Ctrl-C or anything else: never leave the child running
-            raise
-        if proc.returncode == 0:
-            try:
-                return BenchmarkResult.from_dict(json.loads(out)), "ok", None
-            except ValueError as e:
-                return None, "error", f"unreadable result from the run: {e}"
-        if proc.returncode < 0:
-            sig = -proc.returncode
-            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
-            if sig == signal.SIGKILL:
-                return None, "oom", (f"killed by {name}: most often the kernel's "
-                                     "out-of-memory killer (host memory)")
-            return None, "error", f"killed by {name}"
-        lines = [line for line in err.strip().splitlines() if line.strip()]
-        message = lines[-1] if lines else f"exit code {proc.returncode}"
-        message = message.removeprefix("kerasbench: error: ")
-        status = "oom" if OOM_PATTERN.search(err) else "error"
-        return None, status, message[:2000]
+            return None
+        except BrokenPipeError:
+            return proc.wait()
+        finally:
+            _stop(proc)  # on a timeout, Ctrl-C or anything else: never leave it running
 
 
-def _status_of(message):
-    return "oom" if OOM_PATTERN.search(message) else "error"
-
-
-def _die_with_parent():
-    """In the child: ask Linux to kill it when the sweep process dies."""
+def _tail(path, size=4096):
+    """The end of a child's log, decoded whatever bytes it holds."""
     try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - size))
+            return f.read().decode("utf-8", errors="replace")
     except OSError:
-        pass
+        return ""
 
 
 def _stop(proc):
+    if proc.stdin is not None:
+        try:
+            proc.stdin.close()  # the worker ends itself when this closes
+        except OSError:
+            pass
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -437,71 +364,3 @@ def _stop(proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _clock(seconds):
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-class _Progress:
-    """Configuration i of n, elapsed and estimated time left.
-
-    On a terminal: a tqdm bar, with a line per finished configuration printed
-    above it. Otherwise: plain lines, one when a configuration starts and one
-    when it ends. The estimate is the mean time of the finished
-    configurations times the number left.
-    """
-
-    def __init__(self, total, enabled=True):
-        self.total, self.enabled = total, enabled
-        self.done = 0
-        self.t0 = time.monotonic()
-        self._bar = None
-        if enabled and total and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="config", dynamic_ncols=True,
-                             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
-                                        "[{elapsed}<{remaining}]")
-
-    def _eta(self):
-        if not self.done:
-            return "unknown"
-        return _clock((time.monotonic() - self.t0) / self.done * (self.total - self.done))
-
-    def start(self, config):
-        self.index = self.done + 1
-        if self._bar is not None:
-            self._bar.set_description_str(config.label())
-        elif self.enabled:
-            print(f"[{self.index}/{self.total}] {config.label()}: running "
-                  f"(elapsed {_clock(time.monotonic() - self.t0)}, about {self._eta()} left)",
-                  flush=True)
-
-    def finished(self, result, final=True):
-        if result.ok:
-            outcome = f"{result.images_per_sec:.1f} images/sec"
-        else:
-            outcome = f"{result.status.upper()}: {result.error}"
-            if not final:
-                outcome += f" (retrying at batch size {result.batch_size // 2})"
-        line = (f"[{self.index}/{self.total}] {result.model} {result.mode} "
-                f"bs{result.batch_size} {result.precision} {result.device}: {outcome}")
-        if final:
-            self.done += 1
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.write(line)
-            if final:
-                self._bar.update(1)
-        else:
-            print(f"{line} (elapsed {_clock(time.monotonic() - self.t0)}, "
-                  f"about {self._eta()} left)", flush=True)
-
-    def close(self):
-        if self._bar is not None:
-            self._bar.close()

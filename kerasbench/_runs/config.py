@@ -1,0 +1,252 @@
+"""RunConfig: every setting of one benchmark run, in one frozen, validated object.
+
+This is the one place a run option is declared. Each field carries its help
+text and command-line spelling in its metadata, and from that one table come
+`reference`'s keywords, the ``kerasbench run`` and ``kerasbench sweep`` flags
+(`kerasbench._cli`), the sweep's plan and resume keys, the worker protocol's
+message and the ``config`` of every `BenchmarkResult`. Adding an option is
+adding a field here (and using it in `kerasbench._runs.reference`).
+
+Settings left at ``None`` mean "the default for this model, backend and
+device"; `RunConfig.resolve` fills them in, and results record the resolved
+configuration. Pure Python: importing it loads no framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from kerasbench import _validate
+
+MODES = ("train", "inference")
+#: Precision names and the Keras dtype policy each one sets.
+DTYPE_POLICIES = {"fp32": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
+OPTIMIZERS = ("sgd", "momentum", "adam")
+DATA_FORMATS = ("channels_last", "channels_first")
+DEFAULT_STEPS = 100
+#: Warmup steps when not given: tf_cnn_benchmarks' 10, or ``steps`` if fewer.
+DEFAULT_WARMUP_STEPS = 10
+_DEVICE_RE = re.compile(r"cpu|gpu(:\d+)?")
+
+
+def _option(default, help, *, flag=None, sweep=None, choices=None, boolean=False):
+    """A field with its command-line metadata.
+
+    Args:
+        default: The value when not given.
+        help: One line for ``--help`` and the docs.
+        flag: The command-line flag, when not ``--`` + the name with dashes.
+        sweep: The plural flag of ``kerasbench sweep`` that takes a comma
+            list of this field (``--batch-sizes``); ``None``: a single value.
+        choices: The allowed values, shown in ``--help``.
+        boolean: A ``--flag/--no-flag`` pair.
+    """
+    meta = {"help": help, "flag": flag, "sweep": sweep, "choices": choices,
+            "boolean": boolean}
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """One benchmark run: which model, how, and where.
+
+    Attributes:
+        model: Registry name (see `list_models`).
+        mode: ``"train"`` (forward-backward through `fit`) or
+            ``"inference"`` (forward only, through `predict`).
+        batch_size: Images per step.
+        precision: ``"fp32"``, ``"fp16"`` (``mixed_float16``, loss scaling;
+            GPUs) or ``"bf16"`` (``mixed_bfloat16``).
+        device: ``"cpu"``, ``"gpu"``, ``"gpu:N"``, or ``None`` for the best
+            available (the first GPU, else the CPU).
+        steps: Measured steps after warmup.
+        warmup_steps: Steps run first and left out of the figures; ``None``:
+            10, or ``steps`` when fewer. At most ``steps``.
+        image_size: Square input size in pixels; ``None``: the model's own.
+        num_classes: Output classes.
+        optimizer: ``"sgd"``, ``"momentum"`` (SGD, momentum 0.9) or
+            ``"adam"``; used in training only.
+        jit_compile: Compile the step with XLA; ``None``: on with JAX (its
+            only compiled mode), off on TensorFlow and PyTorch.
+        data_format: ``"channels_last"`` or ``"channels_first"`` (GPUs
+            only); ``None``: Keras' setting.
+        steps_per_execution: Steps per compiled call.
+        seed: Seed of the synthetic images and labels.
+
+    Raises:
+        ValueError: When a field is invalid; the message names it, says what
+            is allowed and shows the value received.
+    """
+
+    model: str = _option("alexnet", "registry name (see 'kerasbench list')",
+                         sweep="models")
+    mode: str = _option("train", "train: forward-backward with an optimizer; inference: "
+                        "forward only", choices=MODES, sweep="modes")
+    batch_size: int = _option(32, "images per step", sweep="batch_sizes")
+    precision: str = _option("fp32", "fp32, fp16 (mixed_float16, loss scaling; GPUs) or "
+                             "bf16 (mixed_bfloat16)", choices=tuple(DTYPE_POLICIES),
+                             sweep="precisions")
+    device: str | None = _option(None, "cpu, gpu or gpu:N (default: the first GPU, else "
+                                 "the CPU)", sweep="devices")
+    steps: int = _option(DEFAULT_STEPS, "measured steps after warmup")
+    warmup_steps: int | None = _option(None, "steps run first and left out of the figures "
+                                       "(default: 10, or --steps if fewer)")
+    image_size: int | None = _option(None, "square input size in pixels (default: the "
+                                     "model's own)")
+    num_classes: int = _option(1000, "output classes")
+    optimizer: str | None = _option("sgd", "training optimizer: sgd, momentum (0.9) or "
+                                    "adam", choices=OPTIMIZERS)
+    jit_compile: bool | None = _option(None, "compile the step with XLA (default: on with "
+                                       "JAX, whose only compiled mode is XLA; off on "
+                                       "TensorFlow and PyTorch)", flag="--xla", boolean=True)
+    data_format: str | None = _option(None, "image layout (channels_first on GPUs only)",
+                                      choices=DATA_FORMATS)
+    steps_per_execution: int = _option(1, "steps per compiled call")
+    seed: int = _option(0, "seed of the synthetic data")
+
+    def __post_init__(self):
+        v = _validate
+        checked = {
+            "model": v.text("model", self.model, single_line=True),
+            "mode": v.choice("mode", self.mode, MODES),
+            "batch_size": v.integer("batch_size", self.batch_size, minimum=1),
+            "precision": v.choice("precision", self.precision, tuple(DTYPE_POLICIES)),
+            "device": _device(self.device),
+            "steps": v.integer("steps", self.steps, minimum=1),
+            "warmup_steps": v.integer("warmup_steps", self.warmup_steps, minimum=0,
+                                      allow_none=True),
+            "image_size": v.integer("image_size", self.image_size, minimum=1,
+                                    allow_none=True),
+            "num_classes": v.integer("num_classes", self.num_classes, minimum=1),
+            "optimizer": v.choice("optimizer", self.optimizer, OPTIMIZERS, allow_none=True),
+            "jit_compile": v.boolean("jit_compile", self.jit_compile, allow_none=True),
+            "data_format": v.choice("data_format", self.data_format, DATA_FORMATS,
+                                    allow_none=True),
+            "steps_per_execution": v.integer("steps_per_execution",
+                                             self.steps_per_execution, minimum=1),
+            "seed": v.integer("seed", self.seed, minimum=0),
+        }
+        if checked["warmup_steps"] is not None and checked["warmup_steps"] > checked["steps"]:
+            raise ValueError(
+                "`warmup_steps` must not exceed `steps` (at most half of a run is "
+                f"warmup). Received: warmup_steps={self.warmup_steps}, steps={self.steps}")
+        for name, value in checked.items():  # plain Python values (numpy ints become int)
+            object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------ derived
+
+    @property
+    def dtype_policy(self):
+        """The Keras dtype policy of ``precision`` (``"mixed_bfloat16"``)."""
+        return DTYPE_POLICIES[self.precision]
+
+    def label(self):
+        """A short name for progress lines: ``resnet50 train bs32 fp32 auto``."""
+        return (f"{self.model} {self.mode} bs{self.batch_size} {self.precision} "
+                f"{self.device or 'auto'}")
+
+    def key(self):
+        """Every setting, as a hashable tuple: equal keys mean the same run."""
+        return tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
+
+    def replace(self, **changes):
+        """A copy with ``changes`` applied (and validated)."""
+        _validate.keywords("RunConfig.replace", changes, field_names())
+        return dataclasses.replace(self, **changes)
+
+    def check_model(self, info):
+        """Checks the settings against the model's `ModelInfo`; returns the image size.
+
+        Raises:
+            ValueError: If the image size is below the model's minimum.
+        """
+        image_size = self.image_size or info.image_size
+        if image_size < info.min_image_size:
+            raise ValueError(f"`image_size` must be at least {info.min_image_size} for "
+                             f"{info.name}. Received: image_size={image_size}")
+        return image_size
+
+    def resolve(self, info, backend, device):
+        """The configuration as it runs, every ``None`` default filled in.
+
+        Args:
+            info: The model's `ModelInfo` (for its image size and minimum).
+            backend: The Keras backend name (``"jax"``).
+            device: The device that will run it (``"cpu"``, ``"gpu:0"``).
+
+        Raises:
+            ValueError: If the image size is below the model's minimum, or
+                the precision or data format cannot run on ``device``.
+        """
+        image_size = self.check_model(info)
+        if device == "cpu" and self.precision == "fp16":
+            raise ValueError(
+                "`precision='fp16'` is emulated on CPUs and takes minutes per step (one "
+                "ResNet-50 training step took over 500 s here); use precision='bf16' on "
+                "CPUs or run fp16 on a GPU. Received: precision='fp16', device='cpu'")
+        if device == "cpu" and self.data_format == "channels_first":
+            raise ValueError(
+                "`data_format='channels_first'` is not supported on CPUs (TensorFlow's "
+                "CPU pooling and convolution kernels need channels_last); use it on a "
+                "GPU. Received: data_format='channels_first', device='cpu'")
+        warmup = self.warmup_steps
+        return self.replace(
+            model=info.name, device=device, image_size=image_size,
+            warmup_steps=min(DEFAULT_WARMUP_STEPS, self.steps) if warmup is None else warmup,
+            jit_compile=backend == "jax" if self.jit_compile is None else self.jit_compile,
+            optimizer=(self.optimizer or "sgd") if self.mode == "train" else None,
+        )
+
+    # -------------------------------------------------------- serialising
+
+    def to_dict(self):
+        """Every field, by name (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d, *, strict=True):
+        """Rebuilds a configuration from `to_dict` output.
+
+        Args:
+            d: A dict of fields.
+            strict: Refuse unknown keys (``False`` ignores them: results
+                written by older versions carry a few).
+
+        Raises:
+            ValueError: If ``d`` is not a dict or a value is invalid.
+            TypeError: With ``strict``, on an unknown key.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"A run configuration must be a JSON object. "
+                             f"Received: {type(d).__name__}")
+        if strict:
+            _validate.keywords("RunConfig", d, field_names())
+        names = field_names()
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _device(value):
+    if value is None:
+        return None
+    name = value.strip().lower() if isinstance(value, str) else None
+    if name is None or not _DEVICE_RE.fullmatch(name):
+        raise ValueError(f"`device` must be 'cpu', 'gpu', 'gpu:N' or None. "
+                         f"Received: device={value!r}")
+    return "gpu:0" if name == "gpu" else name
+
+
+def field_names():
+    """The names of `RunConfig`'s fields, in declaration order."""
+    return tuple(f.name for f in dataclasses.fields(RunConfig))
+
+
+def options():
+    """``(field, metadata)`` pairs in declaration order, for generating flags."""
+    return tuple((f, f.metadata) for f in dataclasses.fields(RunConfig))
+
+
+def sweep_fields():
+    """``{plural name: field name}`` of the fields a sweep takes lists of."""
+    return {f.metadata["sweep"]: f.name for f in dataclasses.fields(RunConfig)
+            if f.metadata["sweep"]}

@@ -1,0 +1,203 @@
+"""The worker protocol: one benchmark run in a fresh Python process.
+
+The sweep (the parent) never imports a framework. For each configuration it
+starts ``python -m kerasbench._runs.worker ANSWER_PATH`` and writes one JSON
+line on the child's standard input::
+
+    {"protocol": 1, "config": {...RunConfig...}, "machine": "lab-1",
+     "modules": ["mypackage.models"], "device_report": {...} | null}
+
+``modules`` are imported first, so models that a user registered in an
+importable module are known to the child; ``device_report``, when given, is
+used instead of collecting one. The child runs `reference` and
+writes its answer to ANSWER_PATH, whole (a temporary file renamed into
+place), as one JSON object::
+
+    {"protocol": 1, "status": "ok", "result": {...BenchmarkResult...}}
+    {"protocol": 1, "status": "oom" | "error", "error_type": "ValueError",
+     "message": "...", "result": {...BenchmarkResult of the failure...}}
+
+Its standard output and error are a log, kept for the message of a crash and
+never parsed. A child that leaves no answer crashed: the parent records the
+exit code or signal (`failure_of_exit`). The child keeps its standard input
+open and ends itself when it closes, so it never outlives a killed parent;
+nothing runs between fork and exec in the parent (no ``preexec_fn``), which
+is fork-safe with framework threads running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import threading
+
+PROTOCOL = 1
+
+#: Text in an exception that means the run ran out of (device or host) memory.
+OOM_PATTERN = re.compile(
+    r"ResourceExhausted|OOM when allocating|out of memory|MemoryError|"
+    r"CUDA_ERROR_OUT_OF_MEMORY|failed to allocate",
+    re.IGNORECASE,
+)
+#: Longest error message kept in a result.
+MAX_MESSAGE = 2000
+
+
+def status_of(error):
+    """``"oom"`` when ``error`` (an exception) says memory ran out, else ``"error"``."""
+    text = f"{type(error).__name__}: {error}"
+    return "oom" if isinstance(error, MemoryError) or OOM_PATTERN.search(text) else "error"
+
+
+def one_line(text):
+    """``text`` on one line, at most `MAX_MESSAGE` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 3] + "..."
+
+
+def request(config, machine, modules=(), device_report=None):
+    """The message the parent sends: one JSON line.
+
+    ``device_report`` (a `DeviceReport.to_dict()` from an earlier run of the
+    same sweep) spares the child collecting its own, and gives every result
+    of a sweep the same device report, stored once in the results file.
+    """
+    return json.dumps({"protocol": PROTOCOL, "config": config.to_dict(), "machine": machine,
+                       "modules": list(modules), "device_report": device_report}) + "\n"
+
+
+def failure_of_exit(returncode, log_tail):
+    """``(status, error_type, message)`` for a child that left no answer.
+
+    A SIGKILL is most often the kernel's out-of-memory killer, so it counts
+    as ``oom``; any other signal or exit code is an ``error``. ``log_tail``
+    (the end of the child's output) is added as context, not parsed.
+    """
+    if returncode < 0:
+        sig = -returncode
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        if sig == signal.SIGKILL:
+            return "oom", "signal", (f"killed by {name}: most often the kernel's "
+                                     "out-of-memory killer (host memory)")
+        return "error", "signal", f"killed by {name}" + _context(log_tail)
+    return "error", "crash", f"exited with code {returncode} without a result" + \
+        _context(log_tail)
+
+
+def _context(log_tail):
+    lines = [line for line in log_tail.splitlines() if line.strip()]
+    return f" (last output: {lines[-1].strip()})" if lines else ""
+
+
+def read_answer(path):
+    """The child's answer, or ``None`` if it left none or an unreadable one."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            answer = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return None
+    ok = isinstance(answer, dict) and answer.get("protocol") == PROTOCOL and \
+        answer.get("status") in ("ok", "oom", "error") and isinstance(answer.get("result"), dict)
+    return answer if ok else None
+
+
+def _write_answer(path, answer):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(answer, f, allow_nan=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _die_with_parent():
+    """Ends this process when the parent closes our standard input (or dies)."""
+    def watch():  # raw reads: no buffered-reader lock held at interpreter shutdown
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        os._exit(3)
+
+    threading.Thread(target=watch, name="kerasbench-parent-watch", daemon=True).start()
+    if sys.platform == "linux":  # belt and braces: the kernel's parent-death signal
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def run(message):
+    """Runs one request (a dict) and returns the answer (a dict)."""
+    from kerasbench._runs.config import RunConfig
+    from kerasbench._runs.reference import _Run
+
+    import importlib
+
+    for module in message.get("modules") or ():
+        importlib.import_module(module)
+    config = RunConfig.from_dict(message["config"])
+    report = None
+    if message.get("device_report") is not None:
+        from kerasbench._device import DeviceReport
+
+        report = DeviceReport.from_dict(message["device_report"])
+    job = _Run(config, None, 0, message.get("machine"), report)
+    try:
+        result = job.execute()
+        return {"protocol": PROTOCOL, "status": "ok", "result": result.to_dict()}
+    except Exception as e:  # noqa: BLE001 - every failure is an answer
+        return failure(job, e)
+
+
+def failure(job, error):
+    """The answer for a run that raised ``error``."""
+    result = failure_result(job, error)
+    return {"protocol": PROTOCOL, "status": result.status, "error_type": result.error_type,
+            "message": result.error, "result": result.to_dict()}
+
+
+def failure_result(job, error):
+    """The `BenchmarkResult` of a run (a `reference` job) that raised ``error``."""
+    from kerasbench._results.result import BenchmarkResult
+    from kerasbench._runs.reference import now, versions
+
+    try:
+        config = job.resolve()
+    except Exception:  # noqa: BLE001 - the failure may be in resolving itself
+        config = job.requested
+    report = job.device_report.to_dict() if job.device_report is not None else None
+    return BenchmarkResult(config=config, requested=job.requested, status=status_of(error),
+                           error=one_line(f"{type(error).__name__}: {error}"),
+                           error_type=type(error).__name__, device_report=report,
+                           versions=versions(), machine=job.machine, finished_at=now())
+
+
+def main(argv=None):
+    """``python -m kerasbench._runs.worker ANSWER_PATH``: see the module docstring."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m kerasbench._runs.worker ANSWER_PATH", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    line = sys.stdin.readline()
+    _die_with_parent()
+    message = json.loads(line)
+    if not isinstance(message, dict) or message.get("protocol") != PROTOCOL:
+        print(f"kerasbench worker: unknown request {line[:200]!r}", file=sys.stderr)
+        return 2
+    _write_answer(argv[0], run(message))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
