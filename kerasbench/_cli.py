@@ -255,10 +255,14 @@ def _sweep(args):
     )
     failed = [r for r in results if not r.ok]
     if results and not args.quiet:
-        from kerasbench._results import markdown_tables
+        from kerasbench._results import compare, markdown_tables
 
         print()
         print(markdown_tables(results))
+        backends = list(dict.fromkeys(r.backend for r in results if r.backend))
+        if len(backends) > 1:  # the backends side by side, with ratios to the first
+            print(compare([(b, [r for r in results if r.backend == b]) for b in backends])
+                  .to_markdown())
     print(f"{len(results) - len(failed)} of {len(results)} runs succeeded"
           + (f"; {len(failed)} failed (see 'status' and 'error' in the results file)"
              if failed else ""))

@@ -84,14 +84,19 @@ def test_isolated_sweep_runs_each_configuration_in_a_child(tmp_path):
 
 
 def test_plan_order_and_validation():
-    configs = plan(["lenet", "alexnet"], [32, 16, 32], ["fp32"], [None, "CPU"], ["train"],
-                   steps=7)
+    configs = plan(["lenet", "alexnet"], batch_sizes=[32, 16, 32], precisions=["fp32"],
+                   devices=[None, "CPU"], modes=["train"], steps=7)
     assert [(c.model, c.batch_size, c.device) for c in configs] == [
         ("lenet", 16, None), ("lenet", 32, None), ("lenet", 16, "cpu"), ("lenet", 32, "cpu"),
         ("alexnet", 16, None), ("alexnet", 32, None), ("alexnet", 16, "cpu"),
         ("alexnet", 32, "cpu"),
     ]
     assert all(isinstance(c, RunConfig) and c.steps == 7 for c in configs)
+    one = plan(["lenet"], batch_size=8, backends=["jax", "torch"])
+    assert [(c.backend, c.batch_size) for c in one] == [("jax", 8), ("torch", 8)]
+    assert [c.batch_size for c in plan(["lenet"])] == [16, 32, 64]
+    with pytest.raises(TypeError, match="got both `batch_size` and `batch_sizes`"):
+        plan(["lenet"], batch_size=8, batch_sizes=[4])
 
 
 def test_a_sweep_is_a_list_of_run_configs(tmp_path):

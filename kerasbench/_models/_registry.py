@@ -135,6 +135,21 @@ def register_model(
         return keras.Model(inputs, keras.layers.Dense(num_classes)(x), name="tiny")
     ```
     """
+    info = _model_info(name, image_size, min_image_size, params, description, source,
+                       data_formats)
+
+    def decorator(fn):
+        if not callable(fn):
+            raise ValueError(f"register_model({name!r}) must decorate a callable. Received: {fn!r}")
+        _REGISTRY[name] = _Entry(info=info, builder=fn)
+        return fn
+
+    return decorator
+
+
+def _model_info(name, image_size, min_image_size, params, description, source,
+                data_formats):
+    """The validated `ModelInfo` of a registration (see `register_model`)."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(
             "`name` must be lowercase letters, digits and underscores, "
@@ -153,23 +168,9 @@ def register_model(
             f"`data_formats` must be a non-empty subset of {DATA_FORMATS}. "
             f"Received: data_formats={data_formats!r}"
         )
-    info = ModelInfo(
-        name=name,
-        image_size=int(image_size),
-        min_image_size=int(min_image_size),
-        params=int(params),
-        description=description,
-        source=source,
-        data_formats=data_formats,
-    )
-
-    def decorator(fn):
-        if not callable(fn):
-            raise ValueError(f"register_model({name!r}) must decorate a callable. Received: {fn!r}")
-        _REGISTRY[name] = _Entry(info=info, builder=fn)
-        return fn
-
-    return decorator
+    return ModelInfo(name=name, image_size=image_size, min_image_size=min_image_size,
+                     params=params, description=description, source=source,
+                     data_formats=data_formats)
 
 
 def list_models(pattern="*"):

@@ -115,18 +115,14 @@ def _select(results, models, batch_size):
 
 def _series_labels(results):
     """Series key (see `series_key`) -> legend label; the label names
-    precision and mode only when they vary."""
+    precision, mode and backend only when they vary."""
     keys = first_seen(series_key(r) for r in results)
-    several_precisions = len({k[2] for k in keys}) > 1
-    several_modes = len({k[3] for k in keys}) > 1
+    varies = [len({k[i] for k in keys}) > 1 for i in range(len(keys[0]))] if keys else []
     labels = {}
     for key in keys:
-        machine, device, precision, mode = key
-        label = f"{machine} {device}"
-        if several_precisions:
-            label += f" {precision}"
-        if several_modes:
-            label += f" {mode}"
+        machine, device = key[:2]
+        label = " ".join([f"{machine} {device}"] +
+                         [str(k) for k, v in zip(key[2:], varies[2:]) if v and k])
         members = [r for r in results if series_key(r) == key]
         labels[key] = published_label(label, members)
     return labels

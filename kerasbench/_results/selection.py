@@ -61,8 +61,9 @@ def first_seen(values):
 
 def series_key(result):
     """What one table or one chart series holds: ``(machine, device,
-    precision, mode)``, with the labels of `formatting`."""
-    return (machine_label(result), device_name(result), result.precision, result.mode)
+    precision, mode, backend)``, with the labels of `formatting`."""
+    return (machine_label(result), device_name(result), result.precision, result.mode,
+            result.backend or "")
 
 
 def latest_by(results, key):

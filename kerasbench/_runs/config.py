@@ -23,6 +23,8 @@ MODES = ("train", "inference")
 #: Precision names and the Keras dtype policy each one sets.
 DTYPE_POLICIES = {"fp32": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
 OPTIMIZERS = ("sgd", "momentum", "adam")
+#: Keras 3 backends a run can use.
+BACKENDS = ("tensorflow", "jax", "torch")
 DATA_FORMATS = ("channels_last", "channels_first")
 DEFAULT_STEPS = 100
 #: Warmup steps when not given: tf_cnn_benchmarks' 10, or ``steps`` if fewer.
@@ -73,6 +75,10 @@ class RunConfig:
             only); ``None``: Keras' setting.
         steps_per_execution: Steps per compiled call.
         seed: Seed of the synthetic images and labels.
+        backend: The Keras backend to run on (``"tensorflow"``, ``"jax"``,
+            ``"torch"``); ``None``: this process's (``KERAS_BACKEND``). Another
+            backend than this process's runs in a child process, since a
+            process cannot switch backends.
 
     Raises:
         ValueError: When a field is invalid; the message names it, says what
@@ -104,6 +110,9 @@ class RunConfig:
                                       choices=DATA_FORMATS)
     steps_per_execution: int = _option(1, "steps per compiled call")
     seed: int = _option(0, "seed of the synthetic data")
+    backend: str | None = _option(None, "Keras backend: tensorflow, jax or torch (default: "
+                                  "KERAS_BACKEND's; another one runs in a child process)",
+                                  choices=BACKENDS, sweep="backends")
 
     def __post_init__(self):
         v = _validate
@@ -126,6 +135,7 @@ class RunConfig:
             "steps_per_execution": v.integer("steps_per_execution",
                                              self.steps_per_execution, minimum=1),
             "seed": v.integer("seed", self.seed, minimum=0),
+            "backend": v.choice("backend", self.backend, BACKENDS, allow_none=True),
         }
         if checked["warmup_steps"] is not None and checked["warmup_steps"] > checked["steps"]:
             raise ValueError(
@@ -142,9 +152,10 @@ class RunConfig:
         return DTYPE_POLICIES[self.precision]
 
     def label(self):
-        """A short name for progress lines: ``resnet50 train bs32 fp32 auto``."""
+        """A short name for progress lines: ``resnet50 train bs32 fp32 auto``
+        (the backend added when one is asked for)."""
         return (f"{self.model} {self.mode} bs{self.batch_size} {self.precision} "
-                f"{self.device or 'auto'}")
+                f"{self.device or 'auto'}" + (f" {self.backend}" if self.backend else ""))
 
     def key(self):
         """Every setting, as a hashable tuple: equal keys mean the same run."""
@@ -172,7 +183,7 @@ class RunConfig:
 
         Args:
             info: The model's `ModelInfo` (for its image size and minimum).
-            backend: The Keras backend name (``"jax"``).
+            backend: The Keras backend that runs it (``"jax"``).
             device: The device that will run it (``"cpu"``, ``"gpu:0"``).
 
         Raises:
@@ -192,7 +203,7 @@ class RunConfig:
                 "GPU. Received: data_format='channels_first', device='cpu'")
         warmup = self.warmup_steps
         return self.replace(
-            model=info.name, device=device, image_size=image_size,
+            model=info.name, device=device, image_size=image_size, backend=backend,
             warmup_steps=min(DEFAULT_WARMUP_STEPS, self.steps) if warmup is None else warmup,
             jit_compile=backend == "jax" if self.jit_compile is None else self.jit_compile,
             optimizer=(self.optimizer or "sgd") if self.mode == "train" else None,

@@ -59,8 +59,10 @@ class Progress:
             outcome = f"{result.status.upper()}: {result.error}"
             if not final:
                 outcome += f" (retrying at batch size {result.batch_size // 2})"
+        asked = result.requested.backend if result.requested is not None else None
         line = (f"[{self.index}/{self.total}] {result.model} {result.mode} "
-                f"bs{result.batch_size} {result.precision} {result.device or 'auto'}: {outcome}")
+                f"bs{result.batch_size} {result.precision} {result.device or 'auto'}"
+                + (f" {asked}" if asked else "") + f": {outcome}")
         if final:
             self.done += 1
         if not self.enabled:

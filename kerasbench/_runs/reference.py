@@ -171,7 +171,41 @@ def reference(model=None, *, config=None, log_dir=None, verbose=1, machine=None,
     if verbose not in (0, 1, 2) or isinstance(verbose, bool) or not isinstance(verbose, int):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
     _validate.text("machine", machine, allow_none=True, single_line=True)
+    if requested.backend not in (None, current_backend()):
+        return _run_elsewhere(requested, log_dir, verbose, machine)
     return _Run(requested, log_dir, verbose, machine, device_report).execute()
+
+
+def current_backend():
+    """This process's Keras backend, read without importing Keras when it is not
+    imported yet (``KERAS_BACKEND``, then ``keras.json``, then TensorFlow)."""
+    import os
+    import sys
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        import json
+
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as f:
+            return json.load(f).get("backend") or "tensorflow"
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def _run_elsewhere(requested, log_dir, verbose, machine):
+    """Runs ``requested`` in a worker process on its own backend; raises its error."""
+    from kerasbench._runs import worker
+
+    result = worker.call(requested, machine=machine or socket.gethostname(),
+                         verbose=verbose, log_dir=log_dir, show_output=verbose > 0)
+    if not result.ok:
+        error = ValueError if result.error_type == "ValueError" else RuntimeError
+        raise error(f"{requested.backend} backend: {result.error}")
+    return result
 
 
 def make_config(model, config, options, *, function):

@@ -16,34 +16,36 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 
 from kerasbench import _validate
-from kerasbench._results.result import BenchmarkResult
 from kerasbench._runs import worker
 from kerasbench._runs.config import RunConfig, sweep_fields
 from kerasbench._runs.progress import Progress
-from kerasbench._runs.reference import make_config, now, versions
+from kerasbench._runs.reference import current_backend, make_config
 
 
-def plan(models, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(None,),
-         modes=("train",), **options):
+#: What a sweep combines when not told: these batch sizes, and for every
+#: other list (``precisions``, ``devices``, ``modes``, ``backends``) the
+#: `RunConfig` default alone.
+DEFAULT_BATCH_SIZES = (16, 32, 64)
+
+
+def plan(models, **options):
     """Every configuration of a sweep, validated before anything runs.
 
     Args:
         models: Registry names (at least one).
-        batch_sizes: Positive integers.
-        precisions: Among ``fp32``, ``fp16``, ``bf16``.
-        devices: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` or ``None`` (best available).
-        modes: ``"train"`` and/or ``"inference"``.
-        **options: Any other `RunConfig` field, the same for every run.
+        **options: For each field a sweep combines, a list under its plural
+            name: ``batch_sizes`` (default 16, 32, 64), ``precisions``,
+            ``devices`` (``None``: the best available), ``modes``,
+            ``backends``. Any other `RunConfig` field (``steps=20``) is the
+            same for every run.
 
     Returns:
-        A list of `RunConfig`, models outermost, then modes, precisions,
-        devices and batch sizes (ascending); duplicates dropped.
+        A list of `RunConfig`: models outermost, batch sizes (ascending)
+        innermost, the other lists in between in `RunConfig`'s order;
+        duplicates dropped.
 
     Raises:
         ValueError: On an empty list or any unknown or invalid value (unknown
@@ -52,22 +54,32 @@ def plan(models, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(None,)
     """
     from kerasbench._models import model_info
 
-    lists = {"models": models, "batch_sizes": batch_sizes, "precisions": precisions,
-             "devices": devices, "modes": modes}
+    plural = sweep_fields()  # {"models": "model", "batch_sizes": "batch_size", ...}
+    lists = {name: options.pop(name) for name in list(options) if name in plural}
+    lists["models"] = models
+    for name, field in plural.items():  # a single value is a list of one
+        if field in options:
+            if name in lists:
+                raise TypeError(f"sweep() got both `{field}` and `{name}`: give one. "
+                                f"Received: {field}={options[field]!r}, {name}={lists[name]!r}")
+            lists[name] = [options.pop(field)]
+    lists.setdefault("batch_sizes", DEFAULT_BATCH_SIZES)
     for name, values in lists.items():
         if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values:
             raise ValueError(f"`{name}` must be a non-empty list. Received: {name}={values!r}")
     base = make_config(None, RunConfig(), options, function="sweep")
-    for m in models:
-        info = model_info(m)  # unknown names fail here, before anything runs
+    infos = {m: model_info(m) for m in models}  # unknown names fail here, with a hint
+    for info in infos.values():
         base.check_model(info)  # image size vs the model's minimum
-    for b in batch_sizes:  # sorted below: each must be an integer first
+    for b in lists["batch_sizes"]:  # sorted below: each must be an integer first
         _validate.integer("batch_size", b, minimum=1)
+    lists["batch_sizes"] = sorted(set(lists["batch_sizes"]))
+    order = ["models"] + [p for p in plural if p in lists and p not in
+                          ("models", "batch_sizes")] + ["batch_sizes"]
     seen, out = set(), []
-    for model, mode, precision, device, batch in itertools.product(
-            models, modes, precisions, devices, sorted(set(batch_sizes))):
-        c = base.replace(model=model_info(model).name, mode=mode, precision=precision,
-                         device=device, batch_size=batch)
+    for values in itertools.product(*(lists[name] for name in order)):
+        fields = {plural[name]: value for name, value in zip(order, values)}
+        c = base.replace(**{**fields, "model": infos[fields["model"]].name})
         if c.key() not in seen:
             seen.add(c.key())
             out.append(c)
@@ -98,15 +110,13 @@ def _check_writable(path):
         ) from None
 
 
-def sweep(models, *, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(None,),
-          modes=("train",), out=None, machine=None, resume=False, retry_failed=False,
+def sweep(models, *, out=None, machine=None, resume=False, retry_failed=False,
           oom_retry=False, isolate=True, timeout_s=None, progress=True, **options):
     """Runs `reference` over every configuration and keeps every result.
 
     Args:
-        models: Registry names (combined with the lists below, see `plan`),
-            or a list of `RunConfig` to run as they are.
-        batch_sizes, precisions, devices, modes: The values to combine.
+        models: Registry names (combined with the lists in ``options``, see
+            `plan`), or a list of `RunConfig` to run as they are.
         out: A folder (results go to ``<out>/<machine>.jsonl``), a ``.jsonl``
             file, or ``None`` to keep results in memory only. Each result is
             appended the moment its run ends (flushed, fsynced, locked: safe
@@ -124,9 +134,14 @@ def sweep(models, *, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(No
             error (isolated runs only: with ``isolate=False`` it is refused).
         progress: Show configuration i of n, elapsed time and an estimate of
             the time left. ``False`` prints nothing.
-        **options: Any other `RunConfig` field (``steps``, ``warmup_steps``,
-            ``image_size``, ``num_classes``, ``optimizer``, ``jit_compile``,
-            ``data_format``, ``steps_per_execution``, ``seed``).
+        **options: Lists to combine, by plural name: ``batch_sizes``
+            (default 16, 32, 64), ``precisions`` (``fp32``, ``fp16``,
+            ``bf16``), ``devices`` (``cpu``, ``gpu``, ``gpu:N``; ``None`` the
+            best available), ``modes`` (``train``, ``inference``), ``backends``
+            (``tensorflow``, ``jax``, ``torch``: each in its own process). And
+            any other `RunConfig` field, the same for every run (``steps``,
+            ``warmup_steps``, ``image_size``, ``num_classes``, ``optimizer``,
+            ``jit_compile``, ``data_format``, ``steps_per_execution``, ``seed``).
 
     Returns:
         The list of `BenchmarkResult` of this call, failures included
@@ -144,7 +159,7 @@ def sweep(models, *, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(No
                                precisions=["fp32", "bf16"], out="results/")
     ```
     """
-    configs = _configs(models, batch_sizes, precisions, devices, modes, options)
+    configs = _configs(models, options)
     _validate.number("timeout_s", timeout_s, positive=True, allow_none=True)
     isolate = _validate.boolean("isolate", isolate)
     if timeout_s is not None and not isolate:
@@ -163,12 +178,12 @@ def sweep(models, *, batch_sizes=(16, 32, 64), precisions=("fp32",), devices=(No
     return _run_all(configs, runner, path, oom_retry, Progress(len(configs), enabled=progress))
 
 
-def _configs(models, batch_sizes, precisions, devices, modes, options):
+def _configs(models, options):
     if isinstance(models, (list, tuple)) and models and \
             all(isinstance(m, RunConfig) for m in models):
         _validate.keywords("sweep (with a list of RunConfig)", options, ())
         return list(dict.fromkeys(models))
-    return plan(models, batch_sizes, precisions, devices, modes, **options)
+    return plan(models, **options)
 
 
 def finished_keys(path, machine, retry_failed=False):
@@ -275,11 +290,12 @@ class _Runner:
     def __init__(self, machine, isolate, timeout_s, modules=()):
         self.machine, self.isolate = machine, isolate
         self.timeout_s, self.modules = timeout_s, modules
-        self._device_report = None  # a dict, from the first worker that sent one
+        self._device_reports = {}  # backend -> the first device report a worker sent
         self._local_report = None  # a DeviceReport, for runs in this process
 
     def run(self, config, requested):
-        result = self._run_child(config) if self.isolate else self._run_here(config)
+        here = not self.isolate and config.backend in (None, current_backend())
+        result = self._run_here(config) if here else self._run_child(config)
         result.machine = self.machine
         result.requested = requested
         return result
@@ -298,69 +314,9 @@ class _Runner:
             self._local_report = job.device_report  # collected once per sweep
 
     def _run_child(self, config):
-        started = now()
-        with tempfile.TemporaryDirectory(prefix="kerasbench-run-") as folder:
-            answer_path = os.path.join(folder, "answer.json")
-            log_path = os.path.join(folder, "log.txt")
-            returncode = self._spawn(config, answer_path, log_path)
-            answer = worker.read_answer(answer_path)
-            if answer is not None:
-                try:
-                    result = BenchmarkResult.from_dict(answer["result"])
-                    self._device_report = self._device_report or result.device_report
-                    return result
-                except (ValueError, TypeError) as e:
-                    failure = ("error", "protocol", f"unreadable answer from the run: {e}")
-            elif returncode is None:
-                failure = ("error", "timeout", f"timed out after {self.timeout_s:g} s")
-            else:
-                failure = worker.failure_of_exit(returncode, _tail(log_path))
-        status, error_type, message = failure
-        return BenchmarkResult(config=config, status=status, error=worker.one_line(message),
-                               error_type=error_type, versions=versions(),
-                               started_at=started, finished_at=now())
-
-    def _spawn(self, config, answer_path, log_path):
-        """Runs the worker; its exit code, or ``None`` if it timed out."""
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "kerasbench._runs.worker", answer_path],
-                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            message = worker.request(config, self.machine, self.modules, self._device_report)
-            proc.stdin.write(message.encode())
-            proc.stdin.flush()
-            return proc.wait(timeout=self.timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
-        except BrokenPipeError:
-            return proc.wait()
-        finally:
-            _stop(proc)  # on a timeout, Ctrl-C or anything else: never leave it running
-
-
-def _tail(path, size=4096):
-    """The end of a child's log, decoded whatever bytes it holds."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - size))
-            return f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _stop(proc):
-    if proc.stdin is not None:
-        try:
-            proc.stdin.close()  # the worker ends itself when this closes
-        except OSError:
-            pass
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        report = self._device_reports.get(config.backend)
+        result = worker.call(config, machine=self.machine, modules=self.modules,
+                             device_report=report, timeout_s=self.timeout_s)
+        if report is None and result.device_report is not None:
+            self._device_reports[config.backend] = result.device_report
+        return result

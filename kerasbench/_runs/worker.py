@@ -5,7 +5,8 @@ starts ``python -m kerasbench._runs.worker ANSWER_PATH`` and writes one JSON
 line on the child's standard input::
 
     {"protocol": 1, "config": {...RunConfig...}, "machine": "lab-1",
-     "modules": ["mypackage.models"], "device_report": {...} | null}
+     "modules": ["mypackage.models"], "device_report": {...} | null,
+     "verbose": 0, "log_dir": null}
 
 ``modules`` are imported first, so models that a user registered in an
 importable module are known to the child; ``device_report``, when given, is
@@ -31,7 +32,9 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 
 PROTOCOL = 1
@@ -58,15 +61,17 @@ def one_line(text):
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 3] + "..."
 
 
-def request(config, machine, modules=(), device_report=None):
+def request(config, machine, modules=(), device_report=None, verbose=0, log_dir=None):
     """The message the parent sends: one JSON line.
 
     ``device_report`` (a `DeviceReport.to_dict()` from an earlier run of the
-    same sweep) spares the child collecting its own, and gives every result
-    of a sweep the same device report, stored once in the results file.
+    same sweep and backend) spares the child collecting its own, and gives
+    every result of a sweep the same device report, stored once in the
+    results file. ``verbose`` and ``log_dir`` are `reference`'s.
     """
     return json.dumps({"protocol": PROTOCOL, "config": config.to_dict(), "machine": machine,
-                       "modules": list(modules), "device_report": device_report}) + "\n"
+                       "modules": list(modules), "device_report": device_report,
+                       "verbose": verbose, "log_dir": log_dir}) + "\n"
 
 
 def failure_of_exit(returncode, log_tail):
@@ -151,7 +156,8 @@ def run(message):
         from kerasbench._device import DeviceReport
 
         report = DeviceReport.from_dict(message["device_report"])
-    job = _Run(config, None, 0, message.get("machine"), report)
+    job = _Run(config, message.get("log_dir"), message.get("verbose") or 0,
+               message.get("machine"), report)
     try:
         result = job.execute()
         return {"protocol": PROTOCOL, "status": "ok", "result": result.to_dict()}
@@ -197,6 +203,105 @@ def main(argv=None):
         return 2
     _write_answer(argv[0], run(message))
     return 0
+
+
+# ------------------------------------------------------------ parent side
+
+
+def call(config, *, machine, modules=(), device_report=None, timeout_s=None, verbose=0,
+         log_dir=None, show_output=False):
+    """Runs ``config`` in a worker process; returns its `BenchmarkResult`.
+
+    The child gets ``KERAS_BACKEND`` set when ``config.backend`` is. A
+    child that fails answers with a failed result; one that dies, hangs past
+    ``timeout_s`` or answers nonsense is recorded as such (never raised).
+
+    Args:
+        config: The `RunConfig` to run.
+        machine: Label of this machine in the result.
+        modules: Modules the child imports first (models registered there).
+        device_report: A `DeviceReport.to_dict()` to use instead of collecting.
+        timeout_s: Seconds after which the child is stopped, or ``None``.
+        verbose: `reference`'s verbosity in the child.
+        log_dir: `reference`'s TensorBoard folder in the child.
+        show_output: Let the child print to this process's stdout and stderr
+            (otherwise its output is kept in a log, for crash messages).
+    """
+    from kerasbench._results.result import BenchmarkResult
+    from kerasbench._runs.reference import now, versions
+
+    started = now()
+    message = request(config, machine, modules, device_report, verbose, log_dir)
+    with tempfile.TemporaryDirectory(prefix="kerasbench-run-") as folder:
+        answer_path = os.path.join(folder, "answer.json")
+        log_path = os.path.join(folder, "log.txt")
+        returncode = _spawn(config, message, answer_path, None if show_output else log_path,
+                            timeout_s)
+        answer = read_answer(answer_path)
+        if answer is not None:
+            try:
+                return BenchmarkResult.from_dict(answer["result"])
+            except (ValueError, TypeError) as e:
+                failure = ("error", "protocol", f"unreadable answer from the run: {e}")
+        elif returncode is None:
+            failure = ("error", "timeout", f"timed out after {timeout_s:g} s")
+        else:
+            failure = failure_of_exit(returncode, _tail(log_path))
+    status, error_type, text = failure
+    return BenchmarkResult(config=config, status=status, error=one_line(text),
+                           error_type=error_type, versions=versions(), machine=machine,
+                           started_at=started, finished_at=now())
+
+
+def _spawn(config, message, answer_path, log_path, timeout_s):
+    """Runs the worker; its exit code, or ``None`` if it timed out."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if config.backend is not None:
+        env["KERAS_BACKEND"] = config.backend
+    log = open(log_path, "wb") if log_path is not None else None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kerasbench._runs.worker", answer_path],
+            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT if log else None,
+            env=env)
+    finally:
+        if log is not None:
+            log.close()
+    try:
+        proc.stdin.write(message.encode())
+        proc.stdin.flush()
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return None
+    except BrokenPipeError:
+        return proc.wait()
+    finally:
+        _stop(proc)  # on a timeout, Ctrl-C or anything else: never leave it running
+
+
+def _tail(path, size=4096):
+    """The end of a child's log, decoded whatever bytes it holds."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - size))
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _stop(proc):
+    try:
+        proc.stdin.close()  # the worker ends itself when this closes
+    except OSError:
+        pass
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 if __name__ == "__main__":
