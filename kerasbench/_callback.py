@@ -1,14 +1,14 @@
 """ThroughputCallback: per-step timing and images/sec for any Keras 3 loop.
 
 A thin adapter: the hooks read the clock and the sample counters and hand the
-numbers to a `PhaseMeter`; every figure comes from `kerasbench._timing.stats`, every
-line of text from `kerasbench._timing.text`, every TensorBoard value goes
-through `kerasbench._tensorboard`. Only Keras APIs are used here.
+numbers to a `PhaseMeter`; every figure comes from `kerasbench._timing.stats`,
+every progress line and summary from `kerasbench._timing.text`, every
+TensorBoard value goes through `kerasbench._tensorboard`. Only Keras APIs are
+used here.
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import os
@@ -18,6 +18,7 @@ import warnings
 
 import keras
 
+from kerasbench import _validate
 from kerasbench._timing import text as _text
 from kerasbench._timing.meter import DEFAULT_WARMUP_STEPS, PENDING, PhaseMeter
 from kerasbench._timing.stats import DEFAULT_CAPACITY, rate
@@ -32,11 +33,6 @@ _TB_MAX_PENDING = 30_000
 _ARGS = ("batch_size", "warmup_steps", "log_every", "log_dir", "verbose", "max_recorded_steps")
 
 logger = logging.getLogger("kerasbench")
-
-
-def _check_int(name, value, minimum, allowed):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be {allowed}. Received: {name}={value!r}")
 
 
 class _Phase:
@@ -63,6 +59,11 @@ class _Phase:
         self.last_write = 0.0
         self.progbar_open = False
 
+    def begin_step(self, batch):
+        """What every batch-begin hook does: open the step's interval."""
+        self.meter.start(time.perf_counter())
+        self.begin_index = batch
+
 
 class ThroughputCallback(keras.callbacks.Callback):
     """Measures per-step time and images/sec of `fit`, `evaluate` and `predict`.
@@ -73,14 +74,14 @@ class ThroughputCallback(keras.callbacks.Callback):
     callbacks, making a new data iterator) is left out, and validation inside
     `fit` is measured as its own phase. The first ``warmup_steps`` steps of
     each phase (tracing, compilation, caches) are excluded from the
-    statistics and reported apart, as is the first step's time.
+    statistics and given apart, as is the first step's time.
 
     Samples are counted exactly without help: from the count of Keras' loss
     tracker in `fit`/`evaluate` (partial batches, datasets, generators,
     `PyDataset`, several steps per execution and `tf.distribute` strategies
     included, where the count is global) and from the outputs in `predict`.
     When a model's own ``train_step`` does not update the loss tracker, the
-    count is unknown: the callback says so once and reports steps/sec,
+    count is unknown: the callback says so once and gives steps/sec,
     unless ``batch_size`` is given.
 
     Args:
@@ -107,6 +108,10 @@ class ThroughputCallback(keras.callbacks.Callback):
             ``"validation"``, ``"evaluate"``, ``"predict"``), each replaced
             when that phase runs again.
         result: The ``"train"`` result, or ``None`` before any `fit`.
+        meters: ``dict`` of the `PhaseMeter` of each phase's latest run, by
+            phase, each replaced when that phase begins again. Read-only use:
+            ``meters["train"].observations()`` lists that phase's per-step
+            durations, step counts and sample counts, warmup included.
 
     Raises:
         ValueError: On an invalid argument value.
@@ -132,40 +137,23 @@ class ThroughputCallback(keras.callbacks.Callback):
         **kwargs,
     ):
         super().__init__()
-        if kwargs:
-            name = sorted(kwargs)[0]
-            close = difflib.get_close_matches(name, _ARGS, n=1)
-            hint = f" Did you mean `{close[0]}`?" if close else ""
-            raise TypeError(
-                f"Unknown argument for ThroughputCallback: {name}={kwargs[name]!r}. "
-                f"Allowed arguments: {', '.join(_ARGS)}.{hint}"
+        _validate.keywords("ThroughputCallback", kwargs, _ARGS)
+        self.batch_size = _validate.integer("batch_size", batch_size, minimum=1,
+                                            allow_none=True)
+        self.warmup_steps = _validate.integer("warmup_steps", warmup_steps, minimum=0)
+        self.log_every = _validate.integer("log_every", log_every, minimum=1)
+        self.log_dir = _validate.path("log_dir", log_dir, allow_none=True)
+        if self.log_dir is not None and os.path.exists(self.log_dir) \
+                and not os.path.isdir(self.log_dir):
+            raise ValueError(
+                "`log_dir` must be a directory (it is created if missing), but it "
+                f"is an existing file. Received: log_dir={self.log_dir!r}"
             )
-        if batch_size is not None:
-            _check_int("batch_size", batch_size, 1, "a positive integer or None")
-        _check_int("warmup_steps", warmup_steps, 0, "a non-negative integer")
-        _check_int("log_every", log_every, 1, "a positive integer")
-        _check_int("max_recorded_steps", max_recorded_steps, 1, "a positive integer")
-        if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-            raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
-        if log_dir is not None:
-            if not isinstance(log_dir, (str, os.PathLike)):
-                raise TypeError(
-                    "`log_dir` must be a path (str or os.PathLike) or None. "
-                    f"Received: log_dir={log_dir!r}"
-                )
-            log_dir = os.fspath(log_dir)
-            if os.path.exists(log_dir) and not os.path.isdir(log_dir):
-                raise ValueError(
-                    "`log_dir` must be a directory (it is created if missing), but it "
-                    f"is an existing file. Received: log_dir={log_dir!r}"
-                )
-        self.batch_size = batch_size
-        self.warmup_steps = warmup_steps
-        self.log_every = log_every
-        self.log_dir = log_dir
-        self.verbose = verbose
-        self.max_recorded_steps = max_recorded_steps
+        self.verbose = _validate.integer("verbose", verbose, minimum=0, maximum=2)
+        self.max_recorded_steps = _validate.integer("max_recorded_steps", max_recorded_steps,
+                                                    minimum=1)
         self.results = {}
+        self.meters = {}
         # TensorBoard steps keep increasing across epochs and runs.
         self._global_steps = {}
         self._phases = {}
@@ -198,6 +186,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             st.tb.open()
         st.last_write = time.perf_counter()
         self._phases[name] = st
+        self.meters[name] = st.meter
         return st
 
     def _end(self, name):
@@ -208,7 +197,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         if st.tb is not None:
             st.tb.close()
         if st.meter.first_step_s is None:
-            return  # no steps ran: nothing to report
+            return  # no steps ran: no result
         result = st.meter.result()
         self.results[name] = result
         if self.verbose:
@@ -216,7 +205,7 @@ class ThroughputCallback(keras.callbacks.Callback):
 
     def _step_end(self, st, end_index, logs):
         t = time.perf_counter()
-        k = self._steps_covered(st, end_index)
+        k = 1 if st.spe == 1 else self._steps_covered(st, end_index)
         meter = st.meter
         log_due = meter.steps_done + k >= st.next_log
         if st.read_count is not None:
@@ -231,8 +220,10 @@ class ThroughputCallback(keras.callbacks.Callback):
         else:
             samples = self._immediate_samples(st, k, logs)
             duration, measured = meter.step(t, k, samples)
+            # The running rate only goes to TensorBoard: not computed without it.
             self._to_tensorboard(st, duration, k, samples,
-                                 meter.running_rate() if measured else None)
+                                 meter.running_rate() if measured and st.tb is not None
+                                 else None)
         if st.tb is not None and (t - st.last_write >= _TB_WRITE_EVERY_S
                                   or st.tb.pending >= _TB_MAX_PENDING):
             st.tb.write()
@@ -242,7 +233,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             st.next_log = (meter.steps_done // self.log_every + 1) * self.log_every
             if self.verbose == 1:
                 unit = "images" if meter.samples_known else "steps"
-                line = _text.format_step_line(
+                line = _text.format_progress_line(
                     st.name, meter.steps_done, duration / k,
                     meter.running_stats() if measured else None, unit,
                 )
@@ -262,8 +253,16 @@ class ThroughputCallback(keras.callbacks.Callback):
                 samples = int(round(delta))
             else:
                 self._counts_unknown(st)
-        for duration, k, s, running in st.meter.settle(samples, boundary):
+        # Running rates only go to TensorBoard: not computed without it.
+        for duration, k, s, running in st.meter.settle(samples, boundary,
+                                                       running_rates=st.tb is not None):
             self._to_tensorboard(st, duration, k, s, running)
+
+    def _epoch_done(self, st):
+        """Ends an epoch of the phase: its counts are settled, its clock paused."""
+        self._settle(st, boundary=True)
+        st.meter.pause()
+        st.progbar_open = False
 
     def _to_tensorboard(self, st, duration, k, samples, running):
         step = self._global_steps.get(st.name, 0) + k
@@ -294,9 +293,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         )
 
     def _steps_covered(self, st, end_index):
-        """Steps run since the batch-begin hook (several with steps_per_execution)."""
-        if st.spe == 1:
-            return 1
+        """Steps run since the batch-begin hook with ``steps_per_execution > 1``."""
         if st.read_iterations is not None:
             now = int(st.read_iterations())
             k, st.prev_iterations = now - st.prev_iterations, now
@@ -347,9 +344,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             st.meter.plan(steps * (epochs - epoch))
 
     def on_train_batch_begin(self, batch, logs=None):
-        st = self._phases["train"]
-        st.meter.start(time.perf_counter())
-        st.begin_index = batch
+        self._phases["train"].begin_step(batch)
 
     def on_train_batch_end(self, batch, logs=None):
         self._step_end(self._phases["train"], batch, logs)
@@ -358,9 +353,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         st = self._phases.get("train")
         if st is None:
             return
-        self._settle(st, boundary=True)
-        st.meter.pause()
-        st.progbar_open = False
+        self._epoch_done(st)
         for phase in (st, self._phases.get("validation")):
             if phase is not None and phase.tb is not None:
                 phase.tb.flush()
@@ -387,9 +380,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             self._begin("evaluate", total_steps=steps, steps_per_epoch=steps)
 
     def on_test_batch_begin(self, batch, logs=None):
-        st = self._phases["validation" if self._in_fit else "evaluate"]
-        st.meter.start(time.perf_counter())
-        st.begin_index = batch
+        self._phases["validation" if self._in_fit else "evaluate"].begin_step(batch)
 
     def on_test_batch_end(self, batch, logs=None):
         self._step_end(self._phases["validation" if self._in_fit else "evaluate"], batch, logs)
@@ -398,9 +389,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         if self._in_fit:
             st = self._phases.get("validation")
             if st is not None:
-                self._settle(st, boundary=True)
-                st.meter.pause()
-                st.progbar_open = False
+                self._epoch_done(st)
         else:
             self._end("evaluate")
 
@@ -409,9 +398,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         self._begin("predict", total_steps=steps, steps_per_epoch=steps)
 
     def on_predict_batch_begin(self, batch, logs=None):
-        st = self._phases["predict"]
-        st.meter.start(time.perf_counter())
-        st.begin_index = batch
+        self._phases["predict"].begin_step(batch)
 
     def on_predict_batch_end(self, batch, logs=None):
         self._step_end(self._phases["predict"], batch, logs)

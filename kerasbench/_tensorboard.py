@@ -83,14 +83,19 @@ class ScalarLog:
     Args:
         path: Directory of the event file (e.g. ``logs/train``).
         tags: Names of the series; each is written as ``kerasbench/<name>``.
+        compiled: Whether to write through the shared compiled function
+            (default). False writes value by value with ``tf.summary.scalar``:
+            slower, the same file; this also happens, whatever ``compiled``
+            says, with a TensorFlow whose writer hides its resource handle.
 
     `open` creates the event file (and, the first time in a process, compiles
     the write function: tens of ms; call it outside timed regions); values
     given to `add` reach the file on `write`, `flush` or `close`.
     """
 
-    def __init__(self, path, tags):
+    def __init__(self, path, tags, compiled=True):
         self.path = path
+        self._use_compiled = compiled
         self.tags = tuple(f"{TAG_PREFIX}/{t}" for t in tags)
         self._tag_names = np.asarray(self.tags, dtype=object)
         self._steps = []
@@ -110,7 +115,7 @@ class ScalarLog:
                                                flush_millis=10**9)
         # The handle tf.summary.write itself passes to the op. Should a future
         # TensorFlow rename it, values are written one by one (slower, same file).
-        self._handle = getattr(writer, "_resource", None)
+        self._handle = getattr(writer, "_resource", None) if self._use_compiled else None
         if self._handle is not None:
             _compiled_writer(self._handle)
         self._writer = writer
@@ -122,6 +127,11 @@ class ScalarLog:
                 self._steps.append(step)
                 self._values.append(value)
                 self._tags.append(i)
+
+    @property
+    def compiled(self):
+        """Whether values go through the compiled function (known once open)."""
+        return self._handle is not None
 
     @property
     def pending(self):

@@ -38,26 +38,8 @@ def quiet(**kwargs):
 
 
 def observations(cb, phase):
-    """(steps, samples) per measured observation, read from the meter."""
-    return [(k, s) for _, k, s in cb._last_records[phase]]
-
-
-@pytest.fixture(autouse=True)
-def keep_records(monkeypatch):
-    """Keep each phase's raw observations so tests can check per-step counts."""
-    from kerasbench import _callback
-
-    original = _callback.ThroughputCallback._end
-
-    def _end(self, name):
-        st = self._phases.get(name)
-        if st is not None:
-            if not hasattr(self, "_last_records"):
-                self._last_records = {}
-            self._last_records[name] = st.meter._warmup + st.meter._recorder.records()
-        original(self, name)
-
-    monkeypatch.setattr(_callback.ThroughputCallback, "_end", _end)
+    """(steps, samples) of each observation of the phase's latest run, warmup included."""
+    return [(k, s) for _, k, s in cb.meters[phase].observations()]
 
 
 # ------------------------------------------------------------ sample counts
@@ -78,6 +60,23 @@ def test_warmup_is_excluded_from_counts():
     r = cb.result
     assert (r.warmup_steps, r.steps, r.samples) == (1, 5, 16)
     assert len(r.step_times_s) == 5
+
+
+def test_meters_keep_each_phase_latest_observations():
+    x, y = data(10)
+    cb = quiet(warmup_steps=1)
+    model = tiny_model()
+    model.fit(x, y, batch_size=4, epochs=1, validation_data=(x, y), callbacks=[cb], verbose=0)
+    assert set(cb.meters) == {"train", "validation"}
+    train = cb.meters["train"].observations()
+    assert [(k, s) for _, k, s in train] == [(1, 4), (1, 4), (1, 2)]
+    # The first observation is the warmup, the others are what the statistics used.
+    assert cb.result.warmup_time_s == train[0][0]
+    assert tuple(d for d, _, _ in train[1:]) == cb.result.step_times_s
+    first = cb.meters["train"]
+    model.fit(x, y, batch_size=5, epochs=1, callbacks=[cb], verbose=0)
+    assert cb.meters["train"] is not first  # replaced by the new run's meter
+    assert observations(cb, "train") == [(1, 5), (1, 5)]
 
 
 def test_tf_data_known_length():
@@ -196,7 +195,7 @@ class OwnTrainStep(keras.Model):
         return {"my_loss": loss}
 
 
-def test_unknown_counts_warn_once_and_report_steps_per_sec():
+def test_unknown_counts_warn_once_and_give_steps_per_sec():
     model = OwnTrainStep()
     model.compile("sgd")
     x, y = data(12)
@@ -448,29 +447,16 @@ def test_tensorboard_side_by_side_with_keras(tmp_path):
     assert len(os.listdir(tmp_path / "train")) == 2  # one event file each
 
 
-class _WriterWithoutHandle:
-    """A tf.summary writer that hides its resource handle (as a future TF might)."""
-
-    def __init__(self, writer):
-        self._inner = writer
-
-    def __getattr__(self, name):
-        if name == "_resource":
-            raise AttributeError(name)
-        return getattr(self._inner, name)
-
-
-@pytest.mark.parametrize("hide_handle", [False, True])
-def test_scalar_log_writes_every_value_once(tmp_path, monkeypatch, hide_handle):
+@pytest.mark.parametrize("compiled", [True, False])
+def test_scalar_log_writes_every_value_once(tmp_path, compiled):
     from kerasbench._tensorboard import ScalarLog
 
-    if hide_handle:  # the eager fallback must write the same file
-        create = tf.summary.create_file_writer
-        monkeypatch.setattr(tf.summary, "create_file_writer",
-                            lambda *a, **k: _WriterWithoutHandle(create(*a, **k)))
-    logs = [ScalarLog(str(tmp_path / name), ("a", "b")) for name in ("one", "two")]
+    # compiled=False: the value-by-value fallback must write the same file.
+    logs = [ScalarLog(str(tmp_path / name), ("a", "b"), compiled=compiled)
+            for name in ("one", "two")]
     for n, log in enumerate(logs):  # two logs: the compiled function is shared
         log.open()
+        assert log.compiled is compiled
         for step in range(1, 6):
             log.add(step, (step * 0.5 + n, float("nan") if step % 2 else step * 10.0))
         log.write()
@@ -507,15 +493,38 @@ def test_no_event_file_unless_asked(tmp_path, monkeypatch):
         ({"warmup_steps": 1.5}, ValueError, "Received: warmup_steps=1.5"),
         ({"log_every": 0}, ValueError, "`log_every` must be a positive integer. Received: log_every=0"),
         ({"log_every": "10"}, ValueError, "Received: log_every='10'"),
-        ({"verbose": 3}, ValueError, "`verbose` must be 0, 1 or 2. Received: verbose=3"),
+        ({"batch_size": True}, ValueError, "Received: batch_size=True"),
+        ({"warmup_steps": float("nan")}, ValueError, "Received: warmup_steps=nan"),
+        ({"log_every": np.float64(10)}, ValueError, "Received: log_every="),
+        ({"verbose": 3}, ValueError,
+         "`verbose` must be an integer from 0 to 2. Received: verbose=3"),
+        ({"verbose": 1.0}, ValueError, "Received: verbose=1.0"),
+        ({"verbose": True}, ValueError, "Received: verbose=True"),
         ({"max_recorded_steps": 0}, ValueError, "Received: max_recorded_steps=0"),
-        ({"log_dir": 5}, TypeError, "`log_dir` must be a path"),
-        ({"log_every_n": 5}, TypeError, "Did you mean `log_every`?"),
+        ({"log_dir": 5}, ValueError,
+         "`log_dir` must be a non-empty path or None. Received: log_dir=5"),
+        ({"log_dir": ""}, ValueError, "Received: log_dir=''"),
+        ({"log_every_n": 5}, TypeError,
+         "ThroughputCallback() got an unexpected keyword argument 'log_every_n'. "
+         "Did you mean 'log_every'?"),
     ],
 )
 def test_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=re.escape(message)):
         ThroughputCallback(**kwargs)
+
+
+def test_numpy_integers_are_accepted_as_plain_ints(tmp_path):
+    cb = ThroughputCallback(batch_size=np.int64(16), warmup_steps=np.int32(1),
+                            log_every=np.int64(5), verbose=np.int8(0),
+                            max_recorded_steps=np.uint16(100), log_dir=tmp_path)
+    assert (cb.batch_size, cb.warmup_steps, cb.log_every, cb.verbose,
+            cb.max_recorded_steps) == (16, 1, 5, 0, 100)
+    assert type(cb.batch_size) is int and type(cb.verbose) is int
+    assert cb.log_dir == str(tmp_path)  # a PathLike becomes its string
+    x, y = data(8)
+    tiny_model().fit(x, y, batch_size=4, epochs=1, callbacks=[cb], verbose=0)
+    assert cb.result.samples == 16 and type(cb.result.samples) is int
 
 
 def test_log_dir_that_is_a_file(tmp_path):

@@ -1,5 +1,8 @@
 """PhaseMeter with a fake clock: warmup, first step, pauses, several steps per call."""
 
+import re
+
+import numpy as np
 import pytest
 
 from kerasbench._timing.meter import (
@@ -112,7 +115,7 @@ def test_no_steps_is_a_clear_error():
         PhaseMeter("predict").result()
 
 
-def test_unknown_samples_are_reported_as_steps():
+def test_unknown_samples_give_steps_per_sec():
     r = run(PhaseMeter("train", warmup_steps=1), [1.0, 1.5, 2.0], samples=None).result()
     assert r.images_per_sec is None and r.samples is None
     assert r.steps_per_sec == pytest.approx(2.0)
@@ -171,6 +174,15 @@ def test_settle_attributes_pending_steps():
     assert r.samples == 80 and r.notes == ()
 
 
+def test_settle_without_running_rates():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(0.0)
+    for t in (1.0, 2.0):
+        meter.step(t, 1, PENDING)
+    assert meter.settle(64, running_rates=False) == [(1.0, 1, 32, None), (1.0, 1, 32, None)]
+    assert meter.running_rate() == pytest.approx(32.0)  # the figures are unchanged
+
+
 def test_settle_detects_varying_sizes():
     meter = PhaseMeter("train", warmup_steps=0)
     meter.start(0.0)
@@ -211,3 +223,87 @@ def test_result_refuses_unsettled_steps():
     meter.step(1.0, 1, PENDING)
     with pytest.raises(RuntimeError, match="settle"):
         meter.result()
+
+
+# ------------------------------------------------------------- observations
+
+
+def test_observations_list_warmup_then_measured_steps():
+    meter = PhaseMeter("train", warmup_steps=2)
+    meter.start(0.0)
+    meter.step(3.0, 1, 32)
+    meter.step(3.5, 1, 32)
+    meter.step(4.0, 2, 48)
+    meter.step(4.25, 1, None)
+    meter.step(5.0, 1, PENDING)  # left out until settled
+    assert meter.observations() == [
+        (3.0, 1, 32), (0.5, 1, 32), (0.5, 2, 48), (0.25, 1, None),
+    ]
+    meter.settle(16)
+    assert meter.observations()[-1] == (0.75, 1, 16)
+    assert PhaseMeter("predict").observations() == []
+
+
+def test_observations_match_the_result():
+    meter = run(PhaseMeter("train", warmup_steps=1), [2.0, 2.5, 2.75, 3.5])
+    obs = meter.observations()
+    r = meter.result()
+    assert r.warmup_time_s == obs[0][0] and r.first_step_s == obs[0][0]
+    assert tuple(d for d, _, _ in obs[1:]) == r.step_times_s
+    assert sum(s for _, _, s in obs[1:]) == r.samples
+
+
+def test_observations_are_a_copy():
+    meter = run(PhaseMeter("train", warmup_steps=1), [1.0, 2.0])
+    meter.observations().clear()
+    assert len(meter.observations()) == 2
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"warmup_steps": -1},
+         "`warmup_steps` must be a non-negative integer. Received: warmup_steps=-1"),
+        ({"warmup_steps": True}, "Received: warmup_steps=True"),
+        ({"warmup_steps": 2.0}, "Received: warmup_steps=2.0"),
+        ({"total_steps": -3},
+         "`total_steps` must be a non-negative integer or None. Received: total_steps=-3"),
+        ({"capacity": 0}, "`capacity` must be a positive integer. Received: capacity=0"),
+        ({"phase": ""}, "`phase` must be a non-empty string"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    kwargs.setdefault("phase", "train")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PhaseMeter(**kwargs)
+
+
+def test_numpy_integers_are_accepted():
+    meter = PhaseMeter("train", warmup_steps=np.int64(10), total_steps=np.int32(6),
+                       capacity=np.int64(50))
+    assert (meter.requested_warmup, meter.warmup_steps, meter.capacity) == (10, 3, 50)
+    assert type(meter.requested_warmup) is int
+    run(meter, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], samples=np.int64(8), steps=np.int64(1))
+    r = meter.result()
+    assert r.samples == 24 and type(r.samples) is int
+    assert meter.observations()[-1] == (1.0, 1, 8)
+
+
+def test_plan_checks_its_argument():
+    with pytest.raises(ValueError, match=re.escape("Received: total_steps=-1")):
+        PhaseMeter("train").plan(-1)
+
+
+def test_bad_observations_raise_keras_style_messages():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(1.0)
+    with pytest.raises(ValueError, match=re.escape(
+            "`duration_s` must be a positive number. Received: duration_s=-1.0")):
+        meter.step(0.0)  # a clock that ran backwards
+    meter.start(0.0)
+    with pytest.raises(ValueError, match=re.escape(
+            "`samples` must be a non-negative integer or None. Received: samples=-4")):
+        meter.step(1.0, 1, -4)

@@ -150,7 +150,7 @@ def test_progress_output(report, capsys):
         ({"device": "gpu"}, "`device` must be one of the devices on this machine: cpu."),
         ({"device": "tpu"}, "Received: device='tpu'"),
         ({"log_dir": ""}, "`log_dir` must be a non-empty path"),
-        ({"verbose": 1.0}, "`verbose` must be 0, 1 or 2"),
+        ({"verbose": 1.0}, "`verbose` must be an integer from 0 to 2. Received: verbose=1.0"),
         ({"seed": "x"}, "Received: seed='x'"),
         ({"precision": "fp16", "device": "cpu"}, "use precision='bf16' on CPUs"),
         ({"data_format": "channels_first", "device": "cpu"}, "not supported on CPUs"),

@@ -1,15 +1,18 @@
 """The pure statistics, against values computed by hand (see docs/metrics.md)."""
 
 import math
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from kerasbench._timing.stats import (
     MAD_TO_SD,
     RunningMoments,
     StepRecorder,
+    checked_observation,
     jitter,
     percentile,
     rate,
@@ -153,8 +156,13 @@ def test_jitter_hand_value_and_outlier_robustness():
 
 def test_rate_and_standard_error():
     assert rate(64, 2.0) == 32.0
-    with pytest.raises(ValueError, match="`time_s` must be positive. Received: time_s=0"):
+    with pytest.raises(ValueError,
+                       match="`time_s` must be a positive number. Received: time_s=0"):
         rate(1, 0)
+    for bad in (float("inf"), float("nan"), True, -1.0):
+        with pytest.raises(ValueError, match="`time_s` must be a positive number"):
+            rate(1, bad)
+    assert rate(64, np.float32(2.0)) == 32.0 and rate(3, 1) == 3.0
     assert standard_error(3.0, 9) == 1.0
     assert standard_error(None, 1) is None
 
@@ -169,6 +177,47 @@ def test_recorder_rejects_bad_observations():
         r.add(0.1, samples=-1)
     with pytest.raises(ValueError, match="capacity"):
         StepRecorder(capacity=0)
+    assert r.observations == 0  # nothing half-recorded
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((float("nan"),), "`duration_s` must be a positive number. Received: duration_s=nan"),
+        ((float("inf"),), "Received: duration_s=inf"),
+        ((True,), "Received: duration_s=True"),
+        ((0.1, 1.5), "`steps` must be a positive integer. Received: steps=1.5"),
+        ((0.1, True), "Received: steps=True"),
+        ((0.1, 1, 2.5),
+         "`samples` must be a non-negative integer or None. Received: samples=2.5"),
+        ((0.1, 1, False), "Received: samples=False"),
+    ],
+)
+def test_observations_are_checked_keras_style(args, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        StepRecorder().add(*args)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        checked_observation(*args)
+
+
+def test_numpy_numbers_are_accepted_as_plain_numbers():
+    r = StepRecorder(capacity=np.int64(4))
+    assert r.capacity == 4 and type(r.capacity) is int
+    r.add(np.float32(0.5), np.int64(2), np.int32(64))
+    assert r.records() == [(0.5, 2, 64)]
+    assert type(r.total_steps) is int and type(r.total_samples) is int
+    assert checked_observation(np.float64(0.25), np.uint8(1), None) == (0.25, 1, None)
+    s = summarize(np.array([0.5, 0.25]), samples=np.int64(32), steps=np.array([1, 1]))
+    assert s.samples == 64 and s.images_per_sec == pytest.approx(64 / 0.75)
+
+
+def test_summarize_rejects_a_bad_count_for_all():
+    with pytest.raises(ValueError, match=re.escape(
+            "`samples` must be a non-negative integer. Received: samples=-1")):
+        summarize([0.1], samples=-1)
+    with pytest.raises(ValueError, match=re.escape(
+            "`steps` must be a positive integer. Received: steps=True")):
+        summarize([0.1], steps=True)
 
 
 def test_summarize_rejects_length_mismatch():

@@ -168,8 +168,7 @@ def reference(model=None, *, config=None, log_dir=None, verbose=1, machine=None,
     """
     requested = make_config(model, config, options, function="reference")
     _validate.path("log_dir", log_dir, allow_none=True)
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool) or not isinstance(verbose, int):
-        raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
+    verbose = _validate.integer("verbose", verbose, minimum=0, maximum=2)
     _validate.text("machine", machine, allow_none=True, single_line=True)
     if requested.backend not in (None, current_backend()):
         return _run_elsewhere(requested, log_dir, verbose, machine)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from kerasbench._timing.stats import DEFAULT_CAPACITY, StepRecorder, StepStats
+from kerasbench import _validate
+from kerasbench._timing.stats import (
+    DEFAULT_CAPACITY,
+    StepRecorder,
+    StepStats,
+    checked_observation,
+)
 
 DEFAULT_WARMUP_STEPS = 10
 
@@ -144,6 +150,9 @@ class PhaseMeter:
             warmup is then capped at half of them from the first step.
         capacity: Observations kept for order statistics (`StepRecorder`).
 
+    Raises:
+        ValueError: On an invalid argument value.
+
     Example:
 
     >>> meter = PhaseMeter("train", warmup_steps=1)
@@ -158,10 +167,12 @@ class PhaseMeter:
 
     def __init__(self, phase, warmup_steps=DEFAULT_WARMUP_STEPS, total_steps=None,
                  capacity=DEFAULT_CAPACITY):
-        self.phase = phase
-        self.requested_warmup = warmup_steps
-        self.capacity = capacity
-        self.warmup_steps = effective_warmup(warmup_steps, total_steps)
+        self.phase = _validate.text("phase", phase, single_line=True)
+        self.requested_warmup = _validate.integer("warmup_steps", warmup_steps, minimum=0)
+        self.capacity = _validate.integer("capacity", capacity, minimum=1)
+        self.warmup_steps = effective_warmup(
+            self.requested_warmup,
+            _validate.integer("total_steps", total_steps, minimum=0, allow_none=True))
         self.steps_done = 0
         self.first_step_s = None
         #: Largest samples-per-step of an observation counted on its own.
@@ -177,6 +188,7 @@ class PhaseMeter:
 
     def plan(self, total_steps):
         """Sets the phase length once it is known, before the first step."""
+        total_steps = _validate.integer("total_steps", total_steps, minimum=0)
         if self.steps_done == 0:
             self.warmup_steps = effective_warmup(self.requested_warmup, total_steps)
 
@@ -233,12 +245,15 @@ class PhaseMeter:
             self._commit(duration, steps, samples, in_warmup)
         return duration, not in_warmup
 
-    def settle(self, samples, boundary=False):
+    def settle(self, samples, boundary=False, running_rates=True):
         """Gives the sample count of all `PENDING` observations.
 
         Args:
             samples: Samples they processed together, or ``None`` if unknown.
             boundary: True when they end an epoch (the last may be partial).
+            running_rates: Whether to compute each observation's running
+                rate; False (for callers that do not use it) saves a division
+                per observation and gives ``None``.
 
         Returns:
             The settled observations as ``(duration_s, steps, samples,
@@ -263,7 +278,8 @@ class PhaseMeter:
         settled = []
         for (duration, k, in_warmup), s in zip(pending, counts):
             self._commit(duration, k, s, in_warmup)
-            settled.append((duration, k, s, None if in_warmup else self._recorder.rate()))
+            running = self._recorder.rate() if running_rates and not in_warmup else None
+            settled.append((duration, k, s, running))
         return settled
 
     def _learn_batch_size(self, steps, samples):
@@ -277,8 +293,8 @@ class PhaseMeter:
         self._prev_per_step = per_step
 
     def _commit(self, duration, steps, samples, in_warmup):
-        if in_warmup:
-            self._warmup.append((duration, steps, samples))
+        if in_warmup:  # a few steps only: the full check costs nothing that counts
+            self._warmup.append(checked_observation(duration, steps, samples))
         else:
             self._recorder.add(duration, steps, samples)
 
@@ -292,7 +308,26 @@ class PhaseMeter:
 
     @property
     def samples_known(self):
+        """False once an observation's sample count was unknown (``None``)."""
         return self._recorder.samples_known
+
+    def observations(self):
+        """The settled observations so far, warmup included, oldest first.
+
+        Reads what the meter keeps anyway: it costs nothing while steps run,
+        only when called. For checks of per-step counts, e.g. after a Keras
+        loop through `ThroughputCallback.meters`.
+
+        Returns:
+            A list of ``(duration_s, steps, samples)`` tuples, ``samples``
+            ``None`` where unknown: the observations taken during warmup
+            (as planned while running, before any shortening by `result`),
+            then the measured ones. `PENDING` observations are left out
+            until settled. Beyond ``capacity`` measured observations the
+            measured part is the recorder's uniform sample (see
+            `StepRecorder`), no longer in order.
+        """
+        return self._warmup + self._recorder.records()
 
     def result(self):
         """Computes the phase's `ThroughputResult`.
@@ -352,7 +387,7 @@ class PhaseMeter:
 
     def _rebuild(self, target):
         """Re-splits warmup and measured observations for a smaller warmup."""
-        observations = self._warmup + self._recorder.records()
+        observations = self.observations()
         split, done = 0, 0
         while split < len(observations) - 1 and done < target:
             done += observations[split][1]

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import random
 from array import array
 
 import numpy as np
+
+from kerasbench import _validate
 
 #: Scale that turns a median absolute deviation into an estimate of the
 #: standard deviation of normally distributed data (1 / Phi^-1(3/4)).
@@ -28,6 +31,8 @@ MAD_TO_SD = 1.4826
 #: percentiles, jitter). Beyond it a uniform random sample of this size is
 #: kept (reservoir sampling); totals, means and standard deviations stay exact.
 DEFAULT_CAPACITY = 10_000
+
+_INF = math.inf
 
 
 def percentile(values, q):
@@ -88,10 +93,10 @@ def rate(count, time_s):
     of ratios is not the ratio of sums).
 
     Raises:
-        ValueError: If ``time_s`` is not positive.
+        ValueError: If ``time_s`` is not a positive finite number.
     """
-    if not time_s > 0:
-        raise ValueError(f"`time_s` must be positive. Received: time_s={time_s}")
+    if not (type(time_s) is float and 0 < time_s < _INF):  # the common case, cheaply
+        time_s = _validate.number("time_s", time_s, positive=True)
     return count / time_s
 
 
@@ -174,6 +179,27 @@ class StepStats:
         return dataclasses.asdict(self)
 
 
+def checked_observation(duration_s, steps=1, samples=None):
+    """Checks one observation; returns it as plain Python numbers.
+
+    Args:
+        duration_s: Seconds, a positive finite number.
+        steps: Steps covered, a positive integer (numpy integers too).
+        samples: Samples processed, a non-negative integer, or ``None``.
+
+    Returns:
+        ``(duration_s, steps, samples)`` as ``(float, int, int or None)``.
+
+    Raises:
+        ValueError: On any other value (booleans, NaN and infinity included).
+    """
+    return (
+        _validate.number("duration_s", duration_s, positive=True),
+        _validate.integer("steps", steps, minimum=1),
+        _validate.integer("samples", samples, minimum=0, allow_none=True),
+    )
+
+
 class StepRecorder:
     """Accumulates observations with bounded memory and computes `StepStats`.
 
@@ -190,11 +216,7 @@ class StepRecorder:
     """
 
     def __init__(self, capacity=DEFAULT_CAPACITY, seed=0):
-        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
-            raise ValueError(
-                f"`capacity` must be a positive integer. Received: capacity={capacity!r}"
-            )
-        self.capacity = capacity
+        self.capacity = _validate.integer("capacity", capacity, minimum=1)
         self._rng = random.Random(seed)
         self._durations = array("d")
         self._steps = array("d")
@@ -218,19 +240,17 @@ class StepRecorder:
                 unknown count makes every sample figure unknown.
 
         Raises:
-            ValueError: On a non-positive duration or step count, or a
-                negative sample count.
+            ValueError: On a duration that is not a positive finite number, a
+                step count that is not a positive integer, or a sample count
+                that is not a non-negative integer or ``None``.
         """
-        if not duration_s > 0:
-            raise ValueError(
-                f"`duration_s` must be positive. Received: duration_s={duration_s!r}"
-            )
-        if steps < 1:
-            raise ValueError(f"`steps` must be at least 1. Received: steps={steps!r}")
-        if samples is not None and samples < 0:
-            raise ValueError(
-                f"`samples` must be non-negative or None. Received: samples={samples!r}"
-            )
+        # Called once per observation: plain Python values pass this one
+        # cheap test; anything else (numpy numbers, bad values) is checked,
+        # and converted, by `checked_observation`.
+        if not (type(duration_s) is float and 0 < duration_s < _INF
+                and type(steps) is int and steps >= 1
+                and (samples is None or (type(samples) is int and samples >= 0))):
+            duration_s, steps, samples = checked_observation(duration_s, steps, samples)
         self.observations += 1
         self.total_time_s += duration_s
         self.total_steps += steps
@@ -411,9 +431,11 @@ def summarize(durations_s, samples=None, steps=None, capacity=DEFAULT_CAPACITY):
     durations_s = list(durations_s)
     n = len(durations_s)
 
-    def per_observation(value, name, default):
-        if value is None or isinstance(value, int):
-            return [default if value is None else value] * n
+    def per_observation(value, name, default, minimum):
+        if value is None:
+            return [default] * n
+        if isinstance(value, numbers.Number):  # one count for every observation
+            return [_validate.integer(name, value, minimum=minimum)] * n
         value = list(value)
         if len(value) != n:
             raise ValueError(
@@ -422,8 +444,8 @@ def summarize(durations_s, samples=None, steps=None, capacity=DEFAULT_CAPACITY):
             )
         return value
 
-    samples_list = per_observation(samples, "samples", None)
-    steps_list = per_observation(steps, "steps", 1)
+    samples_list = per_observation(samples, "samples", None, 0)
+    steps_list = per_observation(steps, "steps", 1, 1)
     recorder = StepRecorder(capacity=capacity)
     for duration, k, s in zip(durations_s, steps_list, samples_list):
         recorder.add(duration, k, s)

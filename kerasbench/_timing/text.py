@@ -1,11 +1,13 @@
-"""Text formats: the progress line and the end-of-phase summary block.
+"""Progress lines and summaries: the text the callback prints to stdout.
 
-Pure string formatting; every number shown comes from `kerasbench._timing.stats`
-through a `ThroughputResult` or `PhaseMeter.running_stats`. The formats follow
-the classic tools: ``alexnet_benchmark.py`` ("step N, duration = 0.131",
-"Forward-backward across 100 steps, 0.315 +/- 0.001 sec / batch") and
-``tf_cnn_benchmarks.py`` ("images/sec: 51.8 +/- 0.2 (jitter = 0.1)",
-"total images/sec: 51.66").
+Two formats: the progress line printed every ``log_every`` steps
+(`format_progress_line`) and the summary block printed at the end of each
+phase (`format_summary`). Pure string formatting; every number shown comes
+from `kerasbench._timing.stats` through a `ThroughputResult` or
+`PhaseMeter.running_stats`. The formats follow the classic tools:
+``alexnet_benchmark.py`` ("step N, duration = 0.131", "Forward-backward
+across 100 steps, 0.315 +/- 0.001 sec / batch") and ``tf_cnn_benchmarks.py``
+("images/sec: 51.8 +/- 0.2 (jitter = 0.1)", "total images/sec: 51.66").
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def rate_text(unit, rate, sem, jitter):
     return f"{unit}/sec: {rate:.1f} +/- {_optional(sem)} (jitter = {_optional(jitter)})"
 
 
-def format_step_line(phase, step, step_time_s, running=None, unit="images"):
+def format_progress_line(phase, step, step_time_s, running=None, unit="images"):
     """One progress line.
 
     Args:
@@ -66,7 +68,7 @@ def format_step_line(phase, step, step_time_s, running=None, unit="images"):
 
 
 def format_summary(result):
-    """The end-of-phase block for a `ThroughputResult`."""
+    """The end-of-phase summary block for a `ThroughputResult`."""
     r = result
     unit = "images" if r.images_per_sec is not None else "steps"
     if unit == "images":
