@@ -41,6 +41,10 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8"],
+        # The other Keras 3 backends, CPU builds, for the cross-backend tests:
+        # JAX (jax[cpu]) and PyTorch 2.13.0 (the CPU wheel where pip is set
+        # up to find it; plain `torch` from PyPI is a multi-GB CUDA build).
+        "backends": ["jax[cpu]>=0.4.36", "torch==2.13.0"],
         # GPU users: TensorFlow with its CUDA libraries.
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
     },

@@ -517,3 +517,55 @@ def test_csv_export_has_flat_figures_and_failures(tmp_path):
     assert (first["keras"], first["tensorflow"]) == ("3.15.1", "2.21.0")
     assert (second["status"], second["error"], second["images_per_sec"]) == \
         ("oom", "OOM when allocating", "")
+
+
+# ------------------------------------------------- crafted worker answers
+
+
+def _crafted_worker(tmp_path, body):
+    """A worker program that reads the request and writes ``body`` (bytes) as its answer."""
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import sys\n"
+        "sys.stdin.readline()\n"
+        f"open(sys.argv[1], 'wb').write({body!r})\n"
+        "sys.stderr.buffer.write(b'\\xff\\xfe bytes that are not utf-8\\n')\n")
+    return (sys.executable, str(script))
+
+
+OK_RESULT = BenchmarkResult(config=RunConfig(model="lenet", device="cpu"),
+                            stats={"images_per_sec": 5.0}).to_dict()
+
+
+@pytest.mark.parametrize(
+    "answer,message",
+    [
+        (b"[1, 2]", "answer from the run has the wrong shape: [1, 2]"),
+        (b"\xff\xfe not json", "answer from the run is not JSON"),
+        (b'{"protocol": 1, "status": "ok", "result": "x"}', "wrong shape"),
+        (b'{"protocol": 7, "status": "ok", "result": {}}', "wrong shape"),
+        (json.dumps({"protocol": 1, "status": "ok", "result": {**OK_RESULT, "stats": {}}})
+         .encode(), "the run reported success without an images/sec figure"),
+        (json.dumps({"protocol": 1, "status": "error", "result": OK_RESULT}).encode(),
+         "answered status 'error' with a result of status 'ok'"),
+        (json.dumps({"protocol": 1, "status": "ok", "result": {"config": []}}).encode(),
+         "unreadable result from the run"),
+        (b"[" * 100_000, "answer from the run is not JSON"),
+    ],
+)
+def test_a_bad_answer_is_a_recorded_failure_never_a_crash(tmp_path, answer, message):
+    from kerasbench._runs import worker
+
+    result = worker.call(RunConfig(model="lenet"), machine="box",
+                         command=_crafted_worker(tmp_path, answer))
+    assert (result.status, result.error_type) == ("error", "protocol")
+    assert message in result.error and result.machine == "box"
+
+
+def test_a_good_crafted_answer_is_taken_as_it_is(tmp_path):
+    from kerasbench._runs import worker
+
+    answer = json.dumps({"protocol": 1, "status": "ok", "result": OK_RESULT}).encode()
+    result = worker.call(RunConfig(model="lenet"), machine="box",
+                         command=_crafted_worker(tmp_path, answer))
+    assert result.ok and result.images_per_sec == 5.0

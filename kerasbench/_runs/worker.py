@@ -101,15 +101,40 @@ def _context(log_tail):
 
 
 def read_answer(path):
-    """The child's answer, or ``None`` if it left none or an unreadable one."""
+    """``(answer, problem)``: the child's answer, or ``None`` and what is wrong
+    with it (``problem`` is ``None`` too when the child left no answer)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            answer = json.load(f)
-    except (OSError, ValueError, RecursionError):
-        return None
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        return None, f"unreadable answer from the run ({e.strerror or e})"
+    try:
+        answer = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        return None, f"answer from the run is not JSON ({one_line(e)[:200]})"
     ok = isinstance(answer, dict) and answer.get("protocol") == PROTOCOL and \
         answer.get("status") in ("ok", "oom", "error") and isinstance(answer.get("result"), dict)
-    return answer if ok else None
+    if not ok:
+        return None, f"answer from the run has the wrong shape: {one_line(repr(answer))[:200]}"
+    return answer, None
+
+
+def result_of(answer):
+    """The `BenchmarkResult` of a well-shaped answer, or ``(None, problem)``."""
+    from kerasbench._results.result import BenchmarkResult
+
+    try:
+        result = BenchmarkResult.from_dict(answer["result"])
+    except (ValueError, TypeError, RecursionError) as e:
+        return None, f"unreadable result from the run: {one_line(e)[:300]}"
+    if result.status != answer["status"]:
+        return None, (f"the run answered status {answer['status']!r} with a result of "
+                      f"status {result.status!r}")
+    if result.ok and result.images_per_sec is None:
+        return None, "the run reported success without an images/sec figure"
+    return result, None
 
 
 def _write_answer(path, answer):
@@ -208,8 +233,12 @@ def main(argv=None):
 # ------------------------------------------------------------ parent side
 
 
+#: The worker program: this module, run by the same Python.
+COMMAND = (sys.executable, "-m", "kerasbench._runs.worker")
+
+
 def call(config, *, machine, modules=(), device_report=None, timeout_s=None, verbose=0,
-         log_dir=None, show_output=False):
+         log_dir=None, show_output=False, command=COMMAND):
     """Runs ``config`` in a worker process; returns its `BenchmarkResult`.
 
     The child gets ``KERAS_BACKEND`` set when ``config.backend`` is. A
@@ -226,6 +255,8 @@ def call(config, *, machine, modules=(), device_report=None, timeout_s=None, ver
         log_dir: `reference`'s TensorBoard folder in the child.
         show_output: Let the child print to this process's stdout and stderr
             (otherwise its output is kept in a log, for crash messages).
+        command: The worker program (its answer path is appended); another
+            one speaks the same protocol (tests use crafted ones).
     """
     from kerasbench._results.result import BenchmarkResult
     from kerasbench._runs.reference import now, versions
@@ -235,14 +266,15 @@ def call(config, *, machine, modules=(), device_report=None, timeout_s=None, ver
     with tempfile.TemporaryDirectory(prefix="kerasbench-run-") as folder:
         answer_path = os.path.join(folder, "answer.json")
         log_path = os.path.join(folder, "log.txt")
-        returncode = _spawn(config, message, answer_path, None if show_output else log_path,
-                            timeout_s)
-        answer = read_answer(answer_path)
+        returncode = _spawn(command, config, message, answer_path,
+                            None if show_output else log_path, timeout_s)
+        answer, problem = read_answer(answer_path)
         if answer is not None:
-            try:
-                return BenchmarkResult.from_dict(answer["result"])
-            except (ValueError, TypeError) as e:
-                failure = ("error", "protocol", f"unreadable answer from the run: {e}")
+            result, problem = result_of(answer)
+            if result is not None:
+                return result
+        if problem is not None:
+            failure = ("error", "protocol", problem)
         elif returncode is None:
             failure = ("error", "timeout", f"timed out after {timeout_s:g} s")
         else:
@@ -253,7 +285,7 @@ def call(config, *, machine, modules=(), device_report=None, timeout_s=None, ver
                            started_at=started, finished_at=now())
 
 
-def _spawn(config, message, answer_path, log_path, timeout_s):
+def _spawn(command, config, message, answer_path, log_path, timeout_s):
     """Runs the worker; its exit code, or ``None`` if it timed out."""
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -262,7 +294,7 @@ def _spawn(config, message, answer_path, log_path, timeout_s):
     log = open(log_path, "wb") if log_path is not None else None
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kerasbench._runs.worker", answer_path],
+            [*command, answer_path],
             stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT if log else None,
             env=env)
     finally:
