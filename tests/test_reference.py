@@ -28,6 +28,7 @@ def run(name, report, **kwargs):
     kwargs.setdefault("image_size", tiny_size(name))
     kwargs.setdefault("num_classes", 5)
     kwargs.setdefault("verbose", 0)
+    kwargs.setdefault("count_flops", False)
     return reference(name, device_report=report, **kwargs)
 
 
@@ -66,6 +67,22 @@ def test_result_holds_everything_and_round_trips(report):
     assert BenchmarkResult.from_dict(d) == r
     assert r.throughput.images_per_sec == r.images_per_sec
     assert r.key == ("lenet", "train", 2, "fp32")
+
+
+def test_flops_achieved_tflops_and_mfu(report):
+    from kerasbench._efficiency.flops import count_flops
+
+    r = run("lenet", report, count_flops=True, steps=3)
+    s = r.stats
+    net = kerasbench.create_model("lenet", image_size=32, num_classes=5)
+    import numpy as np
+    expected = count_flops(net, np.zeros((2, 32, 32, 3), "float32")).flops_per_sample
+    assert s["flops_per_sample"] == expected and s["flops_method"] == "tensorflow-profiler"
+    assert s["achieved_tflops"] == pytest.approx(expected * r.images_per_sec / 1e12)
+    peak = report.to_dict()["host"]["peak"]["fp32"]
+    assert s["peak_tflops"] == peak and s["peak_is_estimate"] is True
+    assert s["mfu"] == pytest.approx(s["achieved_tflops"] / peak)
+    assert BenchmarkResult.from_dict(json.loads(r.to_json())).stats["mfu"] == s["mfu"]
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])

@@ -75,6 +75,8 @@ class RunConfig:
             only); ``None``: Keras' setting.
         steps_per_execution: Steps per compiled call.
         seed: Seed of the synthetic images and labels.
+        count_flops: Count FLOPs per sample (the backend's own cost analysis)
+            before the timed steps, for ``achieved_tflops`` and ``mfu``.
         backend: The Keras backend to run on (``"tensorflow"``, ``"jax"``,
             ``"torch"``); ``None``: this process's (``KERAS_BACKEND``). Another
             backend than this process's runs in a child process, since a
@@ -110,6 +112,8 @@ class RunConfig:
                                       choices=DATA_FORMATS)
     steps_per_execution: int = _option(1, "steps per compiled call")
     seed: int = _option(0, "seed of the synthetic data")
+    count_flops: bool = _option(True, "count FLOPs per sample before the timed steps, for "
+                                "achieved TFLOP/s and MFU", boolean=True)
     backend: str | None = _option(None, "Keras backend: tensorflow, jax or torch (default: "
                                   "KERAS_BACKEND's; another one runs in a child process)",
                                   choices=BACKENDS, sweep="backends")
@@ -135,6 +139,7 @@ class RunConfig:
             "steps_per_execution": v.integer("steps_per_execution",
                                              self.steps_per_execution, minimum=1),
             "seed": v.integer("seed", self.seed, minimum=0),
+            "count_flops": v.boolean("count_flops", self.count_flops),
             "backend": v.choice("backend", self.backend, BACKENDS, allow_none=True),
         }
         if checked["warmup_steps"] is not None and checked["warmup_steps"] > checked["steps"]:

@@ -262,24 +262,36 @@ class _Run:
 
         config = self.resolve()
         started = now()
-        stats, params = _measure(config, self.log_dir, self.verbose, self.device_report)
+        stats, params, flops = _measure(config, self.log_dir, self.verbose, self.device_report)
+        report = self.device_report.to_dict()
+        figures = stats.to_dict()
+        figures.update(efficiency_figures(flops, stats.images_per_sec, report, config.device,
+                                          config.precision))
         return BenchmarkResult(
-            config=config, requested=self.requested, stats=stats.to_dict(), params=params,
-            backend=keras.backend.backend(), device_report=self.device_report.to_dict(),
+            config=config, requested=self.requested, stats=figures, params=params,
+            backend=keras.backend.backend(), device_report=report,
             versions=versions(), machine=self.machine, started_at=started,
             finished_at=now(),
         )
 
 
 def _measure(config, log_dir, verbose, device_report):
-    """Builds, compiles and runs ``config`` (resolved); returns (stats, params)."""
+    """Builds, compiles and runs ``config`` (resolved).
+
+    Returns:
+        ``(stats, params, flops)``: the `ThroughputResult`, the parameter
+        count and the `FlopCount` (``None`` when not counted), counted before
+        the timed steps.
+    """
     import keras
 
     previous_policy = keras.config.dtype_policy()
     try:
         keras.config.set_dtype_policy(config.dtype_policy)
         with keras.device(config.device):
-            wrapped, params = _build(keras, config)
+            wrapped, net, shape = _build(keras, config)
+            params = net.count_params()
+            flops = _count_flops(net, shape, config) if config.count_flops else None
             if verbose:
                 size = config.image_size
                 print(f"kerasbench: {config.model} {config.mode}, batch {config.batch_size}, "
@@ -287,13 +299,14 @@ def _measure(config, log_dir, verbose, device_report):
                       f"{config.warmup_steps} warmup + {config.steps} steps", flush=True)
             if log_dir is not None:
                 device_report.write_tensorboard(log_dir)
-            return _fit_or_predict(wrapped, config, log_dir, verbose), params
+            return _fit_or_predict(wrapped, config, log_dir, verbose), params, flops
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
 def _build(keras, config):
-    """The compiled synthetic-data model of ``config`` and its parameter count."""
+    """The compiled synthetic-data model of ``config``, the bare model and its
+    input shape (one image)."""
     from kerasbench._models import create_model
 
     net = create_model(config.model, image_size=config.image_size,
@@ -308,7 +321,37 @@ def _build(keras, config):
         jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution,
     )
-    return wrapped, net.count_params()
+    return wrapped, net, shape
+
+
+def _count_flops(net, shape, config):
+    """FLOPs per sample of one step of ``config``, counted at its batch size."""
+    import numpy as np
+
+    from kerasbench._efficiency.flops import count_flops
+
+    batch = np.zeros((config.batch_size, *shape), dtype="float32")
+    return count_flops(net, batch, training_pass="train" if config.mode == "train"
+                       else "forward")
+
+
+def efficiency_figures(flops, images_per_sec, device_report, device, precision):
+    """``flops_per_sample``, ``achieved_tflops``, ``peak_tflops``, ``mfu`` (and
+    how they were found) for a result's stats; empty when nothing was counted."""
+    from kerasbench._efficiency.figures import achieved_tflops, device_peak, mfu
+
+    if flops is None:
+        return {}
+    out = {"flops_per_sample": flops.flops_per_sample, "flops_method": flops.method}
+    if flops.note:
+        out["flops_note"] = flops.note
+    if flops.flops_per_sample is None or images_per_sec is None:
+        return out
+    achieved = achieved_tflops(flops.flops_per_sample, images_per_sec)
+    peak, estimate = device_peak(device_report, device, precision)
+    out.update(achieved_tflops=achieved, peak_tflops=peak, peak_is_estimate=estimate,
+               mfu=mfu(achieved, peak))
+    return out
 
 
 def _fit_or_predict(wrapped, config, log_dir, verbose):

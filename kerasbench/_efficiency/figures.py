@@ -1,0 +1,52 @@
+"""Achieved TFLOP/s and MFU: the formulas, pure Python (docs/metrics.md).
+
+* achieved TFLOP/s = FLOPs per sample x images/sec / 1e12
+* MFU (model FLOPs utilisation) = achieved TFLOP/s / peak TFLOP/s of the
+  device for the precision in use (PaLM, Chowdhery et al. 2022, appendix B:
+  the model's FLOPs, not the hardware's, over the peak)
+"""
+
+from __future__ import annotations
+
+from kerasbench import _validate
+
+
+def achieved_tflops(flops_per_sample, images_per_sec):
+    """TFLOP/s the model achieved: ``flops_per_sample * images_per_sec / 1e12``."""
+    flops = _validate.number("flops_per_sample", flops_per_sample, minimum=0)
+    rate = _validate.number("images_per_sec", images_per_sec, minimum=0)
+    return flops * rate / 1e12
+
+
+def mfu(achieved, peak):
+    """Model FLOPs utilisation: ``achieved / peak`` (both TFLOP/s); ``None``
+    when the peak is unknown."""
+    achieved = _validate.number("achieved", achieved, minimum=0)
+    peak = _validate.number("peak", peak, positive=True, allow_none=True)
+    return None if peak is None else achieved / peak
+
+
+def device_peak(device_report, device, precision):
+    """The peak TFLOP/s of ``device`` at ``precision`` from a device report.
+
+    Args:
+        device_report: `DeviceReport.to_dict()` (or ``None``).
+        device: ``"cpu"`` or ``"gpu:N"``.
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
+
+    Returns:
+        ``(tflops, is_estimate)``, or ``(None, None)`` when the report has no
+        peak for that device and precision (the CPU's is an estimate from
+        cores, clock and vector width; a GPU's comes from its datasheet).
+    """
+    report = device_report or {}
+    if device == "cpu":
+        peak = (report.get("host") or {}).get("peak")
+    else:
+        index = int(str(device).partition(":")[2] or 0)
+        gpus = [a for a in report.get("accelerators") or [] if a.get("name") == f"gpu:{index}"]
+        peak = gpus[0].get("peak") if gpus else None
+    value = (peak or {}).get(precision)
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        return None, None
+    return float(value), bool(peak.get("estimate"))
