@@ -50,3 +50,17 @@ def device_peak(device_report, device, precision):
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
         return None, None
     return float(value), bool(peak.get("estimate"))
+
+
+def scaling(images_per_sec, replicas, single_replica_images_per_sec):
+    """``(speedup, efficiency)`` of a run on ``replicas`` devices.
+
+    speedup = images/sec on N replicas / images/sec on 1;
+    efficiency = speedup / N (1.0 is perfect linear scaling).
+    """
+    rate = _validate.number("images_per_sec", images_per_sec, minimum=0)
+    n = _validate.integer("replicas", replicas, minimum=1)
+    single = _validate.number("single_replica_images_per_sec", single_replica_images_per_sec,
+                              positive=True)
+    speedup = rate / single
+    return speedup, speedup / n

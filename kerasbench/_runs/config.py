@@ -25,6 +25,8 @@ DTYPE_POLICIES = {"fp32": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfl
 OPTIMIZERS = ("sgd", "momentum", "adam")
 #: Keras 3 backends a run can use.
 BACKENDS = ("tensorflow", "jax", "torch")
+#: tf.distribute strategies: none, one host with several devices.
+STRATEGIES = ("none", "mirrored")
 DATA_FORMATS = ("channels_last", "channels_first")
 DEFAULT_STEPS = 100
 #: Warmup steps when not given: tf_cnn_benchmarks' 10, or ``steps`` if fewer.
@@ -75,6 +77,12 @@ class RunConfig:
             only); ``None``: Keras' setting.
         steps_per_execution: Steps per compiled call.
         seed: Seed of the synthetic images and labels.
+        strategy: ``"none"``, or ``"mirrored"``: `tf.distribute.MirroredStrategy`
+            over ``num_devices`` devices of this host (GPUs; on a CPU, that
+            many logical CPU devices). ``batch_size`` is then per replica,
+            as in tf_cnn_benchmarks; the result gives the global batch.
+        num_devices: Replicas of the mirrored strategy (default: every GPU,
+            or 1 on a CPU); must be ``None`` or 1 without a strategy.
         count_flops: Count FLOPs per sample (the backend's own cost analysis)
             before the timed steps, for ``achieved_tflops`` and ``mfu``.
         backend: The Keras backend to run on (``"tensorflow"``, ``"jax"``,
@@ -112,6 +120,13 @@ class RunConfig:
                                       choices=DATA_FORMATS)
     steps_per_execution: int = _option(1, "steps per compiled call")
     seed: int = _option(0, "seed of the synthetic data")
+    strategy: str = _option("none", "none, or mirrored: tf.distribute.MirroredStrategy over "
+                            "--num-devices devices of one host (GPUs, or logical CPU "
+                            "devices on a CPU); --batch-size is per replica",
+                            choices=STRATEGIES)
+    num_devices: int | None = _option(None, "replicas of --strategy mirrored, like "
+                                      "tf_cnn_benchmarks' --num_gpus (default: every GPU, "
+                                      "or 1 on a CPU)")
     count_flops: bool = _option(True, "count FLOPs per sample before the timed steps, for "
                                 "achieved TFLOP/s and MFU", boolean=True)
     backend: str | None = _option(None, "Keras backend: tensorflow, jax or torch (default: "
@@ -139,6 +154,9 @@ class RunConfig:
             "steps_per_execution": v.integer("steps_per_execution",
                                              self.steps_per_execution, minimum=1),
             "seed": v.integer("seed", self.seed, minimum=0),
+            "strategy": v.choice("strategy", self.strategy, STRATEGIES),
+            "num_devices": v.integer("num_devices", self.num_devices, minimum=1,
+                                     allow_none=True),
             "count_flops": v.boolean("count_flops", self.count_flops),
             "backend": v.choice("backend", self.backend, BACKENDS, allow_none=True),
         }
@@ -146,6 +164,9 @@ class RunConfig:
             raise ValueError(
                 "`warmup_steps` must not exceed `steps` (at most half of a run is "
                 f"warmup). Received: warmup_steps={self.warmup_steps}, steps={self.steps}")
+        if checked["strategy"] == "none" and (checked["num_devices"] or 1) > 1:
+            raise ValueError("`num_devices` above 1 needs strategy='mirrored'. "
+                             f"Received: num_devices={self.num_devices}, strategy='none'")
         for name, value in checked.items():  # plain Python values (numpy ints become int)
             object.__setattr__(self, name, value)
 
@@ -183,17 +204,40 @@ class RunConfig:
                              f"{info.name}. Received: image_size={image_size}")
         return image_size
 
-    def resolve(self, info, backend, device):
+    def _replicas(self, backend, device, available):
+        """How many replicas run: 1 without a strategy; see ``num_devices``."""
+        if self.strategy == "none":
+            return 1
+        if backend != "tensorflow":
+            raise ValueError(
+                f"`strategy='{self.strategy}'` runs on tf.distribute, the TensorFlow "
+                f"backend's engine. Received: strategy='{self.strategy}', backend='{backend}'")
+        gpus = sum(1 for d in available if d.startswith("gpu"))
+        if device == "cpu":
+            return self.num_devices or 1
+        if device != "gpu:0":
+            raise ValueError("`strategy='mirrored'` on GPUs uses gpu:0 to gpu:N-1; leave "
+                             f"`device` unset or 'gpu'. Received: device={device!r}")
+        wanted = self.num_devices or gpus
+        if wanted > gpus:
+            raise ValueError(f"`num_devices` must be at most the {gpus} GPU(s) of this "
+                             f"machine. Received: num_devices={wanted}")
+        return wanted
+
+    def resolve(self, info, backend, device, available=()):
         """The configuration as it runs, every ``None`` default filled in.
 
         Args:
             info: The model's `ModelInfo` (for its image size and minimum).
             backend: The Keras backend that runs it (``"jax"``).
             device: The device that will run it (``"cpu"``, ``"gpu:0"``).
+            available: The devices of this machine (``DeviceReport.devices``),
+                for the default number of mirrored replicas.
 
         Raises:
-            ValueError: If the image size is below the model's minimum, or
-                the precision or data format cannot run on ``device``.
+            ValueError: If the image size is below the model's minimum, the
+                precision or data format cannot run on ``device``, or the
+                strategy cannot run here.
         """
         image_size = self.check_model(info)
         if device == "cpu" and self.precision == "fp16":
@@ -209,6 +253,7 @@ class RunConfig:
         warmup = self.warmup_steps
         return self.replace(
             model=info.name, device=device, image_size=image_size, backend=backend,
+            num_devices=self._replicas(backend, device, available),
             warmup_steps=min(DEFAULT_WARMUP_STEPS, self.steps) if warmup is None else warmup,
             jit_compile=backend == "jax" if self.jit_compile is None else self.jit_compile,
             optimizer=(self.optimizer or "sgd") if self.mode == "train" else None,

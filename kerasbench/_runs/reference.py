@@ -170,7 +170,7 @@ def reference(model=None, *, config=None, log_dir=None, verbose=1, machine=None,
     _validate.path("log_dir", log_dir, allow_none=True)
     verbose = _validate.integer("verbose", verbose, minimum=0, maximum=2)
     _validate.text("machine", machine, allow_none=True, single_line=True)
-    if requested.backend not in (None, current_backend()):
+    if requested.backend not in (None, current_backend()) or _needs_logical_cpus(requested):
         return _run_elsewhere(requested, log_dir, verbose, machine)
     return _Run(requested, log_dir, verbose, machine, device_report).execute()
 
@@ -193,6 +193,26 @@ def current_backend():
             return json.load(f).get("backend") or "tensorflow"
     except (OSError, ValueError, AttributeError):
         return "tensorflow"
+
+
+def _needs_logical_cpus(config):
+    """Whether a mirrored CPU run needs more logical CPU devices than this
+    process has (they can only be made before TensorFlow starts: in a worker)."""
+    if config.strategy != "mirrored" or (config.num_devices or 1) <= 1 or \
+            config.device not in (None, "cpu"):
+        return False
+    import tensorflow as tf
+
+    return len(tf.config.list_logical_devices("CPU")) < config.num_devices
+
+
+def make_logical_cpus(n):
+    """Splits the CPU into ``n`` logical devices (before TensorFlow starts)."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
 
 
 def _run_elsewhere(requested, log_dir, verbose, machine):
@@ -253,7 +273,8 @@ class _Run:
 
             self.device_report = DeviceReport.collect()
         device = resolve_device(self.requested.device, self.device_report)
-        return self.requested.resolve(info, keras.backend.backend(), device)
+        return self.requested.resolve(info, keras.backend.backend(), device,
+                                      self.device_report.devices)
 
     def execute(self):
         import keras
@@ -267,6 +288,7 @@ class _Run:
         figures = stats.to_dict()
         figures.update(efficiency_figures(flops, stats.images_per_sec, report, config.device,
                                           config.precision))
+        figures.update(replica_figures(config, stats.images_per_sec))
         return BenchmarkResult(
             config=config, requested=self.requested, stats=figures, params=params,
             backend=keras.backend.backend(), device_report=report,
@@ -288,7 +310,7 @@ def _measure(config, log_dir, verbose, device_report):
     previous_policy = keras.config.dtype_policy()
     try:
         keras.config.set_dtype_policy(config.dtype_policy)
-        with keras.device(config.device):
+        with _placement(keras, config):
             wrapped, net, shape = _build(keras, config)
             params = net.count_params()
             flops = _count_flops(net, shape, config) if config.count_flops else None
@@ -296,12 +318,25 @@ def _measure(config, log_dir, verbose, device_report):
                 size = config.image_size
                 print(f"kerasbench: {config.model} {config.mode}, batch {config.batch_size}, "
                       f"{config.precision}, {config.device}, {size}x{size}, {params:,} params, "
-                      f"{config.warmup_steps} warmup + {config.steps} steps", flush=True)
+                      f"{config.warmup_steps} warmup + {config.steps} steps"
+                      + (f", {config.num_devices} replicas" if config.num_devices > 1 else ""),
+                      flush=True)
             if log_dir is not None:
                 device_report.write_tensorboard(log_dir)
             return _fit_or_predict(wrapped, config, log_dir, verbose), params, flops
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _placement(keras, config):
+    """Where the model lives: one device, or a mirrored strategy's scope."""
+    if config.strategy != "mirrored":
+        return keras.device(config.device)
+    import tensorflow as tf
+
+    kind = "cpu" if config.device == "cpu" else "gpu"
+    devices = [f"/{kind}:{i}" for i in range(config.num_devices)]
+    return tf.distribute.MirroredStrategy(devices).scope()
 
 
 def _build(keras, config):
@@ -335,6 +370,17 @@ def _count_flops(net, shape, config):
                        else "forward")
 
 
+def replica_figures(config, images_per_sec):
+    """``replicas``, ``global_batch_size`` and ``images_per_sec_per_replica``
+    of a mirrored run (``images_per_sec`` is global); empty otherwise."""
+    if config.strategy == "none":
+        return {}
+    n = config.num_devices
+    return {"replicas": n, "global_batch_size": config.batch_size * n,
+            "images_per_sec_per_replica": None if images_per_sec is None
+            else images_per_sec / n}
+
+
 def efficiency_figures(flops, images_per_sec, device_report, device, precision):
     """``flops_per_sample``, ``achieved_tflops``, ``peak_tflops``, ``mfu`` (and
     how they were found) for a result's stats; empty when nothing was counted."""
@@ -360,7 +406,7 @@ def _fit_or_predict(wrapped, config, log_dir, verbose):
 
     from kerasbench._callback import ThroughputCallback
 
-    batch = config.batch_size
+    batch = config.batch_size * config.num_devices  # global: batch_size per replica
     total = config.warmup_steps + config.steps
     placeholder = np.zeros((batch * total, 1), dtype="float32")
     labels = np.random.default_rng(config.seed).integers(0, config.num_classes, batch * total)

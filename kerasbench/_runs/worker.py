@@ -176,6 +176,11 @@ def run(message):
     for module in message.get("modules") or ():
         importlib.import_module(module)
     config = RunConfig.from_dict(message["config"])
+    if config.strategy == "mirrored" and (config.num_devices or 1) > 1 and \
+            config.device in (None, "cpu"):
+        from kerasbench._runs.reference import make_logical_cpus
+
+        make_logical_cpus(config.num_devices)  # before anything starts TensorFlow
     report = None
     if message.get("device_report") is not None:
         from kerasbench._device import DeviceReport
