@@ -25,8 +25,8 @@ DTYPE_POLICIES = {"fp32": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfl
 OPTIMIZERS = ("sgd", "momentum", "adam")
 #: Keras 3 backends a run can use.
 BACKENDS = ("tensorflow", "jax", "torch")
-#: tf.distribute strategies: none, one host with several devices.
-STRATEGIES = ("none", "mirrored")
+#: tf.distribute strategies: none, one host with several devices, several hosts.
+STRATEGIES = ("none", "mirrored", "multi_worker")
 DATA_FORMATS = ("channels_last", "channels_first")
 DEFAULT_STEPS = 100
 #: Warmup steps when not given: tf_cnn_benchmarks' 10, or ``steps`` if fewer.
@@ -81,8 +81,14 @@ class RunConfig:
             over ``num_devices`` devices of this host (GPUs; on a CPU, that
             many logical CPU devices). ``batch_size`` is then per replica,
             as in tf_cnn_benchmarks; the result gives the global batch.
+            ``"multi_worker"``: `MultiWorkerMirroredStrategy` with the cluster
+            of ``TF_CONFIG`` (start the same run on every worker; training
+            only; the chief reports).
         num_devices: Replicas of the mirrored strategy (default: every GPU,
-            or 1 on a CPU); must be ``None`` or 1 without a strategy.
+            or 1 on a CPU); must be ``None`` or 1 without a strategy. For
+            multi_worker, the replicas of all workers (resolved).
+        connect_timeout_s: multi_worker: seconds to wait for every worker to
+            join (and for each collective) before ending with an error.
         count_flops: Count FLOPs per sample (the backend's own cost analysis)
             before the timed steps, for ``achieved_tflops`` and ``mfu``.
         backend: The Keras backend to run on (``"tensorflow"``, ``"jax"``,
@@ -120,13 +126,16 @@ class RunConfig:
                                       choices=DATA_FORMATS)
     steps_per_execution: int = _option(1, "steps per compiled call")
     seed: int = _option(0, "seed of the synthetic data")
-    strategy: str = _option("none", "none, or mirrored: tf.distribute.MirroredStrategy over "
+    strategy: str = _option("none", "none; mirrored: tf.distribute.MirroredStrategy over "
                             "--num-devices devices of one host (GPUs, or logical CPU "
-                            "devices on a CPU); --batch-size is per replica",
-                            choices=STRATEGIES)
+                            "devices on a CPU); multi_worker: MultiWorkerMirroredStrategy, "
+                            "cluster from TF_CONFIG (run on every worker); --batch-size is "
+                            "per replica", choices=STRATEGIES)
     num_devices: int | None = _option(None, "replicas of --strategy mirrored, like "
                                       "tf_cnn_benchmarks' --num_gpus (default: every GPU, "
                                       "or 1 on a CPU)")
+    connect_timeout_s: float = _option(300.0, "multi_worker: seconds to wait for every "
+                                       "worker to join before giving up with an error")
     count_flops: bool = _option(True, "count FLOPs per sample before the timed steps, for "
                                 "achieved TFLOP/s and MFU", boolean=True)
     backend: str | None = _option(None, "Keras backend: tensorflow, jax or torch (default: "
@@ -157,6 +166,8 @@ class RunConfig:
             "strategy": v.choice("strategy", self.strategy, STRATEGIES),
             "num_devices": v.integer("num_devices", self.num_devices, minimum=1,
                                      allow_none=True),
+            "connect_timeout_s": v.number("connect_timeout_s", self.connect_timeout_s,
+                                          positive=True),
             "count_flops": v.boolean("count_flops", self.count_flops),
             "backend": v.choice("backend", self.backend, BACKENDS, allow_none=True),
         }
@@ -213,6 +224,13 @@ class RunConfig:
                 f"`strategy='{self.strategy}'` runs on tf.distribute, the TensorFlow "
                 f"backend's engine. Received: strategy='{self.strategy}', backend='{backend}'")
         gpus = sum(1 for d in available if d.startswith("gpu"))
+        if self.strategy == "multi_worker":
+            from kerasbench._runs.distributed import cluster_size
+
+            if self.mode != "train":
+                raise ValueError("`strategy='multi_worker'` measures training only. "
+                                 f"Received: mode={self.mode!r}")
+            return cluster_size() * (1 if device == "cpu" else max(1, gpus))
         if device == "cpu":
             return self.num_devices or 1
         if device != "gpu:0":

@@ -170,7 +170,8 @@ def reference(model=None, *, config=None, log_dir=None, verbose=1, machine=None,
     _validate.path("log_dir", log_dir, allow_none=True)
     verbose = _validate.integer("verbose", verbose, minimum=0, maximum=2)
     _validate.text("machine", machine, allow_none=True, single_line=True)
-    if requested.backend not in (None, current_backend()) or _needs_logical_cpus(requested):
+    if requested.backend not in (None, current_backend()) or _needs_logical_cpus(requested) \
+            or requested.strategy == "multi_worker":
         return _run_elsewhere(requested, log_dir, verbose, machine)
     return _Run(requested, log_dir, verbose, machine, device_report).execute()
 
@@ -223,7 +224,10 @@ def _run_elsewhere(requested, log_dir, verbose, machine):
                          verbose=verbose, log_dir=log_dir, show_output=verbose > 0)
     if not result.ok:
         error = ValueError if result.error_type == "ValueError" else RuntimeError
-        raise error(f"{requested.backend} backend: {result.error}")
+        text = result.error.removeprefix(f"{result.error_type}: ")
+        where = f" (in a worker process, {requested.backend} backend)" if requested.backend \
+            else " (in a worker process)"
+        raise error(text + where)
     return result
 
 
@@ -283,12 +287,13 @@ class _Run:
 
         config = self.resolve()
         started = now()
-        stats, params, flops = _measure(config, self.log_dir, self.verbose, self.device_report)
+        stats, extra, params, flops = _measure(config, self.log_dir, self.verbose,
+                                               self.device_report)
         report = self.device_report.to_dict()
         figures = stats.to_dict()
         figures.update(efficiency_figures(flops, stats.images_per_sec, report, config.device,
                                           config.precision))
-        figures.update(replica_figures(config, stats.images_per_sec))
+        figures.update(replica_figures(config, stats.images_per_sec), **extra)
         return BenchmarkResult(
             config=config, requested=self.requested, stats=figures, params=params,
             backend=keras.backend.backend(), device_report=report,
@@ -301,9 +306,9 @@ def _measure(config, log_dir, verbose, device_report):
     """Builds, compiles and runs ``config`` (resolved).
 
     Returns:
-        ``(stats, params, flops)``: the `ThroughputResult`, the parameter
-        count and the `FlopCount` (``None`` when not counted), counted before
-        the timed steps.
+        ``(stats, extra, params, flops)``: the `ThroughputResult`, figures to
+        add to it (multi-worker), the parameter count and the `FlopCount`
+        (``None`` when not counted), counted before the timed steps.
     """
     import keras
 
@@ -323,13 +328,18 @@ def _measure(config, log_dir, verbose, device_report):
                       flush=True)
             if log_dir is not None:
                 device_report.write_tensorboard(log_dir)
-            return _fit_or_predict(wrapped, config, log_dir, verbose), params, flops
+            stats, extra = _fit_or_predict(wrapped, config, log_dir, verbose)
+            return stats, extra, params, flops
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
 def _placement(keras, config):
     """Where the model lives: one device, or a mirrored strategy's scope."""
+    if config.strategy == "multi_worker":
+        from kerasbench._runs import distributed
+
+        return distributed.strategy().scope()
     if config.strategy != "mirrored":
         return keras.device(config.device)
     import tensorflow as tf
@@ -400,8 +410,25 @@ def efficiency_figures(flops, images_per_sec, device_report, device, precision):
     return out
 
 
+def _multi_worker(config, wrapped, batch, log_dir, verbose):
+    """A multi-worker training run; only the chief prints and writes TensorBoard."""
+    from kerasbench._callback import ThroughputCallback
+    from kerasbench._runs import distributed
+
+    chief = distributed.is_chief(distributed.strategy())
+    cb = ThroughputCallback(batch_size=batch, warmup_steps=config.warmup_steps,
+                            log_dir=log_dir if chief else None, verbose=verbose if chief else 0)
+    stats = distributed.train(wrapped, config, cb)
+    extra = distributed.worker_figures(stats.images_per_sec, chief)
+    if verbose and not chief:
+        print(f"kerasbench (worker, not the chief): {stats.images_per_sec:.1f} images/sec "
+              "on this worker's clock; the chief prints the summary", flush=True)
+    return stats, extra
+
+
 def _fit_or_predict(wrapped, config, log_dir, verbose):
-    """Runs warmup + steps through `fit` (train) or `predict`; returns the stats."""
+    """Runs warmup + steps through `fit` (train) or `predict` (or the
+    multi-worker loop); returns the stats and any figures to add to them."""
     import numpy as np
 
     from kerasbench._callback import ThroughputCallback
@@ -412,11 +439,13 @@ def _fit_or_predict(wrapped, config, log_dir, verbose):
     labels = np.random.default_rng(config.seed).integers(0, config.num_classes, batch * total)
     # Every synthetic batch is full: the count is known, no need to read it
     # from the device after each step.
+    if config.strategy == "multi_worker":
+        return _multi_worker(config, wrapped, batch, log_dir, verbose)
     cb = ThroughputCallback(batch_size=batch, warmup_steps=config.warmup_steps,
                             log_dir=log_dir, verbose=verbose)
     if config.mode == "train":
         wrapped.fit(placeholder, labels, batch_size=batch, epochs=1, shuffle=False,
                     callbacks=[cb], verbose=0)
-        return cb.results["train"]
+        return cb.results["train"], {}
     wrapped.predict(placeholder, batch_size=batch, callbacks=[cb], verbose=0)
-    return cb.results["predict"]
+    return cb.results["predict"], {}

@@ -166,7 +166,37 @@ def _die_with_parent():
             pass
 
 
-def run(message):
+def _start_multi_worker(config, answer_path):
+    """Joins the cluster of TF_CONFIG before anything else starts TensorFlow.
+
+    The answer for "the other workers never joined" is written first: if
+    they have not joined after ``connect_timeout_s``, the join's watchdog
+    ends this process and that answer stands.
+    """
+    from kerasbench._runs import distributed
+
+    message = (f"RuntimeError: not every worker of TF_CONFIG's cluster joined within "
+               f"{config.connect_timeout_s:g} s (connect_timeout_s): start the same run on "
+               "every worker, and check that their addresses can be reached")
+    if answer_path is not None:
+        _write_answer(answer_path, {"protocol": PROTOCOL, "status": "error",
+                                    "error_type": "RuntimeError", "message": message,
+                                    "result": _unjoined(config, message)})
+    distributed.start_strategy(config.connect_timeout_s)
+    if answer_path is not None:
+        os.remove(answer_path)  # joined: the real answer comes at the end
+
+
+def _unjoined(config, message):
+    from kerasbench._results.result import BenchmarkResult
+    from kerasbench._runs.reference import now, versions
+
+    return BenchmarkResult(config=config, status="error", error=message,
+                           error_type="RuntimeError", versions=versions(),
+                           finished_at=now()).to_dict()
+
+
+def run(message, answer_path=None):
     """Runs one request (a dict) and returns the answer (a dict)."""
     from kerasbench._runs.config import RunConfig
     from kerasbench._runs.reference import _Run
@@ -176,6 +206,8 @@ def run(message):
     for module in message.get("modules") or ():
         importlib.import_module(module)
     config = RunConfig.from_dict(message["config"])
+    if config.strategy == "multi_worker":
+        _start_multi_worker(config, answer_path)
     if config.strategy == "mirrored" and (config.num_devices or 1) > 1 and \
             config.device in (None, "cpu"):
         from kerasbench._runs.reference import make_logical_cpus
@@ -231,7 +263,7 @@ def main(argv=None):
     if not isinstance(message, dict) or message.get("protocol") != PROTOCOL:
         print(f"kerasbench worker: unknown request {line[:200]!r}", file=sys.stderr)
         return 2
-    _write_answer(argv[0], run(message))
+    _write_answer(argv[0], run(message, argv[0]))
     return 0
 
 
