@@ -20,7 +20,7 @@ import time
 import pytest
 
 from kerasbench._device import DeviceReport, HealthCheck, Sources
-from kerasbench._device import software as device_software
+from kerasbench._device import backends as device_backends
 from kerasbench._device.records import HostInfo
 
 
@@ -113,7 +113,7 @@ def test_no_gpu_is_explained_from_independent_facts(report):
     assert " ".join(reason.split()) in " ".join(str(report).split())
 
 
-def test_tensorflow_import_failure_degrades(monkeypatch, tmp_path):
+def test_tensorflow_import_failure_degrades(tmp_path):
     def no_tensorflow():
         raise ImportError("no tensorflow here")
 
@@ -129,9 +129,10 @@ def test_tensorflow_import_failure_degrades(monkeypatch, tmp_path):
     assert "TensorFlow cannot be imported (ImportError: no tensorflow here)" in reason
     assert r.software.tf_build is None and r.software.keras_backend == "tensorflow"
     assert r.probe_errors["software.keras_import"] == "ImportError: no keras here"
-    monkeypatch.setitem(sys.modules, "tensorflow", None)  # the check imports it itself
-    result = r.check(devices="cpu", time_budget_s=0.2)
-    assert result.status == "FAIL" and "TensorFlow cannot be imported" in result.problems[0]
+    assert r.backend == "tensorflow" and r.devices == ["cpu"]
+    result = r.check(devices="cpu", time_budget_s=0.2)  # imports through the same sources
+    assert result.status == "FAIL" and result.problems == [
+        "cpu: TensorFlow cannot be imported: ImportError: no tensorflow here"]
     assert result.devices[0].model == r.host.cpu_model
 
 
@@ -154,7 +155,7 @@ def test_software_versions_match_installed_metadata(report):
     import keras
     import tensorflow as tf
 
-    assert report.software.keras_backend == keras.config.backend()
+    assert report.software.keras_backend == keras.config.backend() == report.backend
     build = tf.sysconfig.get_build_info()
     assert report.software.tf_build["is_cuda_build"] == build.get("is_cuda_build", False)
     assert report.software.tf_build_kind == ("CUDA" if build.get("is_cuda_build") else
@@ -177,25 +178,11 @@ def test_environment_lists_only_variables_that_are_set():
 
 
 def test_keras_backend_without_keras(tmp_path):
-    read = device_software.keras_backend_from_config
+    read = device_backends.keras_backend_from_config
     assert read({"KERAS_BACKEND": "torch", "KERAS_HOME": str(tmp_path)}) == "torch"
     assert read({"KERAS_HOME": str(tmp_path)}) == "tensorflow"
     (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax"}))
     assert read({"KERAS_HOME": str(tmp_path)}) == "jax"
-
-
-def test_devices_of_a_loaded_jax_or_torch_backend():
-    from types import SimpleNamespace
-
-    jax = SimpleNamespace(devices=lambda: [SimpleNamespace(platform="gpu", id=0),
-                                           SimpleNamespace(platform="gpu", id=1)])
-    torch = SimpleNamespace(cuda=SimpleNamespace(is_available=lambda: True,
-                                                 device_count=lambda: 1))
-    modules = {"jax": jax, "torch": torch}
-    assert device_software.backend_devices("jax", modules) == ["gpu:0", "gpu:1"]
-    assert device_software.backend_devices("torch", modules) == ["cpu", "cuda:0"]
-    assert device_software.backend_devices("jax", {}) is None  # not loaded: not asked
-    assert device_software.backend_devices("numpy", {}) == ["cpu"]
 
 
 # ---------------------------------------------------------------------------
@@ -204,9 +191,10 @@ def test_devices_of_a_loaded_jax_or_torch_backend():
 
 def test_to_dict_is_json_with_stable_keys(report):
     d = json.loads(json.dumps(report.to_dict()))
-    assert list(d) == ["schema_version", "collected_at", "collect_seconds", "host", "software",
-                       "accelerators", "gpu_unavailable_reason", "gpu_driver", "notes",
-                       "probe_errors", "health"]
+    assert list(d) == ["schema_version", "collected_at", "collect_seconds", "backend", "host",
+                       "software", "accelerators", "gpu_unavailable_reason", "gpu_driver",
+                       "notes", "probe_errors", "health"]
+    assert d["backend"] == "tensorflow"
     assert set(d["host"]) == {f.name for f in dataclasses.fields(HostInfo)}
     restored = DeviceReport.from_dict(d)
     assert restored.to_dict() == d
@@ -216,6 +204,8 @@ def test_to_dict_is_json_with_stable_keys(report):
 def test_from_dict_tolerates_old_and_new_reports():
     r = DeviceReport.from_dict({"host": {"cpu_model": "X", "future_field": 1}})
     assert r.host.cpu_model == "X" and r.accelerators == [] and r.health is None
+    assert r.backend is None  # written before the backend was recorded: TensorFlow's
+    assert "  Backend " not in str(r)
     with pytest.warns(UserWarning, match="schema version 99") as record:
         DeviceReport.from_dict({"schema_version": 99})
     assert record[0].filename == __file__  # stacklevel=2 points at the caller
@@ -268,7 +258,8 @@ def test_readable_block_names_every_section(report):
         assert re.search(rf"^{heading}$", text, re.M), heading
     for label in ("CPU", "Clock", "Vector ISA", "Caches", "Memory", "OS", "Python",
                   "Virtualization", "CPU peak", "Versions", "Keras backend", "TF build",
-                  "oneDNN", "XLA JIT", "Precision", "Threads", "Environment", "Devices"):
+                  "oneDNN", "XLA JIT", "Precision", "Threads", "Environment", "Backend",
+                  "Devices"):
         assert re.search(rf"^  {re.escape(label)}\s", text, re.M), label
     assert max(len(line) for line in text.splitlines()) <= 100
 
@@ -286,7 +277,10 @@ def test_long_rows_wrap_under_their_value_column():
     assert max(len(line) for line in lines) <= 100
 
 
-def test_gpus_of_another_keras_backend_are_targets():
+def test_gpus_of_another_keras_backend_are_targets_in_old_reports():
+    """Reports written before `backend` was recorded listed TensorFlow's GPUs
+    plus those of another Keras backend; they still read that way."""
+
     def report(backend, devices):
         return DeviceReport.from_dict({"software": {"keras_backend": backend,
                                                     "keras_backend_devices": devices}})
@@ -297,3 +291,7 @@ def test_gpus_of_another_keras_backend_are_targets():
     # With TensorFlow, only TensorFlow's own GPU list counts.
     assert report("tensorflow", ["gpu:0"]).devices == ["cpu"]
     assert "gpu:0 through the jax backend" in str(report("jax", ["gpu:0"]))
+    # A report that names its backend lists that backend's GPUs, nothing more.
+    new = DeviceReport.from_dict({"backend": "jax", "software": {
+        "keras_backend": "jax", "keras_backend_devices": ["gpu:0"]}})
+    assert new.devices == ["cpu"] and new.backend_gpus == []

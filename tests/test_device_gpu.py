@@ -1,5 +1,5 @@
-"""GPU facts that need no machine: why no GPU is usable (the ordered rules),
-the peak table, and the parsers of driver output.
+"""GPU facts that need no machine: why no GPU is usable (the ordered rules,
+for each backend), the peak table, and the parsers of driver output.
 """
 
 import pytest
@@ -15,47 +15,45 @@ _DRIVER_OK = {"libcuda": "libcuda.so.1", "cuinit": "CUDA_SUCCESS", "cuda_device_
 
 
 @pytest.mark.parametrize("facts, expected", [
-    (dict(tf_build={"is_cuda_build": False, "is_rocm_build": False}, tf_version="2.21.0",
-          tf_distributions=["tensorflow-cpu"], platform="linux"),
+    (dict(build={"is_cuda_build": False, "is_rocm_build": False}, version="2.21.0",
+          distributions=["tensorflow-cpu"], platform="linux"),
      ["CPU-only build", "tensorflow-cpu", "tensorflow[and-cuda]"]),
-    (dict(tf_build={"is_cuda_build": False, "is_rocm_build": False}, platform="win32"),
+    (dict(build={"is_cuda_build": False, "is_rocm_build": False}, platform="win32"),
      ["CPU-only build", "native Windows", "WSL2"]),
-    (dict(tf_build=_CUDA_BUILD, tf_version="2.21.0", platform="linux", container="docker",
+    (dict(build=_CUDA_BUILD, version="2.21.0", platform="linux", container="docker",
           driver={"libcuda": None, "libcuda_error": "libcuda.so.1 cannot be loaded",
                   "device_files": []}),
      ["CUDA build (CUDA 12.5.1, cuDNN 9)", "no NVIDIA driver", "no /dev/nvidia*",
       "docker run --gpus all"]),
-    (dict(tf_build=_CUDA_BUILD, platform="linux", cuda_visible_devices="-1",
+    (dict(build=_CUDA_BUILD, platform="linux", cuda_visible_devices="-1",
           driver=dict(_DRIVER_OK, cuinit="CUDA_ERROR_NO_DEVICE (100)", cuda_device_count=None)),
      ["CUDA_VISIBLE_DEVICES='-1' hides every GPU", "driver reports 2 GPU(s)"]),
-    (dict(tf_build=_CUDA_BUILD, platform="linux", cuda_visible_devices="7",
+    (dict(build=_CUDA_BUILD, platform="linux", cuda_visible_devices="7",
           driver=dict(_DRIVER_OK, cuinit="CUDA_ERROR_NO_DEVICE (100)")),
      ["CUDA_VISIBLE_DEVICES='7' hides every GPU"]),
-    (dict(tf_build=_CUDA_BUILD, platform="linux",
+    (dict(build=_CUDA_BUILD, platform="linux",
           driver=dict(_DRIVER_OK, cuinit="CUDA_ERROR_INSUFFICIENT_DRIVER (35)")),
      ["CUDA_ERROR_INSUFFICIENT_DRIVER", "update the driver"]),
-    (dict(tf_build=_CUDA_BUILD, platform="linux", driver=dict(_DRIVER_OK, cuda_device_count=2)),
+    (dict(build=_CUDA_BUILD, platform="linux", driver=dict(_DRIVER_OK, cuda_device_count=2)),
      ["CUDA sees 2 GPU(s) but TensorFlow registered none", "tensorflow[and-cuda]"]),
-    (dict(tf_build=_CUDA_BUILD, platform="linux",
+    (dict(build=_CUDA_BUILD, platform="linux",
           driver=dict(_DRIVER_OK, cuda_device_count=1,
                       cuda_devices=[{"compute_capability": "3.7"}])),
      ["compute capability 3.7 is below the lowest this build supports (sm_60)"]),
-    (dict(tf_build=_CUDA_BUILD, platform="linux", tf_physical_gpus=2,
+    (dict(build=_CUDA_BUILD, platform="linux", physical_gpus=2,
           driver=dict(_DRIVER_OK, cuda_device_count=None)),
      ["set_visible_devices"]),
-    (dict(tf_error="ImportError: libfoo.so", keras_backend="jax",
-          keras_backend_devices=["cuda:0"]),
-     ["Keras backend is 'jax'", "cuda:0",
-      "TensorFlow cannot be imported (ImportError: libfoo.so)"]),
+    (dict(framework_error="ImportError: libfoo.so"),
+     ["TensorFlow cannot be imported (ImportError: libfoo.so)"]),
     # As seen on an H200 machine without TensorFlow installed.
-    (dict(tf_error="ModuleNotFoundError: No module named 'tensorflow'",
+    (dict(framework_error="ModuleNotFoundError: No module named 'tensorflow'",
           driver=dict(_DRIVER_OK, gpus_on_system=1, system_gpu_models=["NVIDIA H200"])),
      ["TensorFlow cannot be imported",
       "The driver reports 1 GPU(s) on this machine (NVIDIA H200)"]),
-    (dict(tf_build={"is_rocm_build": True}, tf_version="2.18.0"),
+    (dict(build={"is_rocm_build": True}, version="2.18.0"),
      ["ROCm build but found no AMD GPU", "there is no /dev/kfd"]),
-    (dict(tf_build={}, driver={}), ["No GPU was found; the cause could not be determined."]),
-    (dict(tf_build=_CUDA_BUILD, tf_version="2.21.0", driver={"libcuda": None},
+    (dict(build={}, driver={}), ["No GPU was found; the cause could not be determined."]),
+    (dict(build=_CUDA_BUILD, version="2.21.0", driver={"libcuda": None},
           cuda_probe_error="TimeoutError: no answer within 10 s"),
      ["TensorFlow 2.21.0 is a CUDA build (CUDA 12.5.1, cuDNN 9), but asking the CUDA driver "
       "failed (TimeoutError: no answer within 10 s)", "dmesg"]),
@@ -70,10 +68,10 @@ def test_explain_no_gpu(facts, expected):
 def test_each_rule_answers_only_for_its_own_cause():
     """The rules are tried in order; the first that answers wins."""
     clues = diagnosis.Clues.from_facts(dict(
-        tf_build=_CUDA_BUILD, platform="linux", cuda_visible_devices="",
+        build=_CUDA_BUILD, platform="linux", cuda_visible_devices="",
         driver=dict(_DRIVER_OK, cuinit="CUDA_ERROR_NO_DEVICE (100)")))
     answers = {rule.__name__: rule(clues) for rule in diagnosis.RULES}
-    assert answers["tensorflow_import_failed"] is None and answers["cpu_only_build"] is None
+    assert answers["framework_import_failed"] is None and answers["cpu_only_build"] is None
     assert answers["no_nvidia_driver"] is None
     assert "hides every GPU" in answers["cuda_visible_devices_hides"]
     assert "initialising CUDA failed" in answers["cuinit_failed"]  # a later, weaker rule
@@ -81,14 +79,89 @@ def test_each_rule_answers_only_for_its_own_cause():
     assert diagnosis.RULES[-1] is diagnosis.undetermined
 
 
+_JAX_CPU = {"is_cuda_build": False, "is_rocm_build": False, "jaxlib_version": "0.10.2",
+            "plugins": []}
+_JAX_CUDA = {"is_cuda_build": True, "is_rocm_build": False, "cuda_version": "12",
+             "jaxlib_version": "0.10.2", "plugins": ["jax-cuda12-plugin 0.10.2"]}
+_TORCH_CPU = {"is_cuda_build": False, "is_rocm_build": False, "cuda_version": None,
+              "mps_built": False}
+_TORCH_CUDA = {"is_cuda_build": True, "is_rocm_build": False, "cuda_version": "12.8",
+               "cudnn_version": "9.10.2", "cuda_compute_capabilities": ["sm_80", "sm_90"]}
+
+
+@pytest.mark.parametrize("facts, expected", [
+    (dict(backend="jax", version="0.10.2", build=_JAX_CPU, platform="linux",
+          driver=dict(_DRIVER_OK, gpus_on_system=1, system_gpu_models=["NVIDIA H200"])),
+     ["This jaxlib 0.10.2 is a CPU-only build: no CUDA or ROCm plugin",
+      "pip install -U 'jax[cuda12]'", "The driver reports 1 GPU(s) on this machine (NVIDIA H200)"]),
+    (dict(backend="jax", build=_JAX_CPU, platform="win32"), ["native Windows; use WSL2"]),
+    (dict(backend="jax", version="0.10.2", build=_JAX_CUDA, jax_platforms="cpu",
+          driver=_DRIVER_OK),
+     ["JAX_PLATFORMS='cpu' keeps JAX off the GPU (unset it, or add 'cuda')."]),
+    (dict(backend="jax", version="0.10.2", build=_JAX_CUDA, platform="linux",
+          cuda_visible_devices="", driver=dict(_DRIVER_OK, cuda_device_count=0)),
+     ["JAX 0.10.2 is a CUDA build (CUDA 12), but CUDA_VISIBLE_DEVICES='' hides every GPU"]),
+    (dict(backend="jax", version="0.10.2", build=_JAX_CUDA, platform="linux",
+          driver=dict(_DRIVER_OK, cuda_device_count=2),
+          gpu_error="RuntimeError: Backend 'cuda' failed to initialize: DNN library not found"),
+     ["CUDA sees 2 GPU(s) but JAX registered none. JAX says: RuntimeError: Backend 'cuda' "
+      "failed to initialize: DNN library not found"]),
+    (dict(backend="jax", version="0.10.2", build=_JAX_CUDA, platform="linux",
+          driver=dict(_DRIVER_OK, cuda_device_count=2), gpu_error="RuntimeError: Unknown backend"),
+     ["JAX registered none. Usually the CUDA plugin could not load its CUDA libraries"]),
+    (dict(backend="jax", framework_error="ModuleNotFoundError: No module named 'jax'"),
+     ["JAX cannot be imported (ModuleNotFoundError: No module named 'jax')."]),
+    (dict(backend="torch", version="2.13.0+cpu", build=_TORCH_CPU, platform="linux",
+          driver={"libcuda": None, "device_files": []}),
+     ["This PyTorch 2.13.0+cpu was built without CUDA (a CPU-only build)",
+      "download.pytorch.org/whl/cu128"]),
+    (dict(backend="torch", version="2.13.0", build=dict(_TORCH_CPU, mps_built=True),
+          platform="darwin"),
+     ["PyTorch 2.13.0 cannot use the Apple GPU: MPS is not available (it needs macOS 12.3"]),
+    (dict(backend="torch", version="2.13.0", build=_TORCH_CPU, platform="darwin"),
+     ["this PyTorch was built without MPS"]),
+    (dict(backend="torch", version="2.13.0", build=_TORCH_CUDA, platform="linux",
+          driver=dict(_DRIVER_OK, cuda_driver_version="11.4", cuda_device_count=1)),
+     ["The NVIDIA driver supports CUDA up to 11.4, but this PyTorch 2.13.0 build needs "
+      "CUDA 12: update the driver"]),
+    (dict(backend="torch", version="2.13.0", build=_TORCH_CUDA, platform="linux",
+          driver=dict(_DRIVER_OK, cuinit="CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (803)")),
+     ["PyTorch 2.13.0 is a CUDA build (CUDA 12.8, cuDNN 9.10.2), but initialising CUDA failed "
+      "with CUDA_ERROR_SYSTEM_DRIVER_MISMATCH (803)", "reboot after a driver update"]),
+    (dict(backend="torch", version="2.13.0", build=_TORCH_CUDA, platform="linux",
+          driver=dict(_DRIVER_OK, cuda_device_count=1)),
+     ["CUDA sees 1 GPU(s) but PyTorch registered none. torch.cuda.is_available() is False"]),
+    (dict(backend="torch", version="6.3", build={"is_rocm_build": True}, dev_kfd=True),
+     ["PyTorch 6.3 is a ROCm build but found no AMD GPU."]),
+    (dict(backend="numpy"), ["The Keras backend is 'numpy': kerasbench lists GPUs only for the "
+                             "tensorflow, jax, torch backends."]),
+])
+def test_explain_no_gpu_for_jax_and_torch(facts, expected):
+    text = diagnosis.explain_no_gpu(facts)
+    for fragment in expected:
+        assert fragment in text, (fragment, text)
+    assert "TensorFlow" not in text  # the reason speaks for the backend in use
+
+
+def test_a_driver_older_than_the_build_is_said_for_every_framework():
+    facts = dict(build=_CUDA_BUILD, version="2.21.0", platform="linux",
+                 driver=dict(_DRIVER_OK, cuda_driver_version="11.8", cuda_device_count=1))
+    assert diagnosis.explain_no_gpu(facts).startswith(
+        "The NVIDIA driver supports CUDA up to 11.8, but this TensorFlow 2.21.0 build needs "
+        "CUDA 12")
+    # Minor versions are compatible within a major version: no such reason.
+    facts["driver"]["cuda_driver_version"] = "12.2"
+    assert "registered none" in diagnosis.explain_no_gpu(facts)
+
+
 def test_rocm_build_with_its_kernel_driver_loaded():
-    text = diagnosis.explain_no_gpu(dict(tf_build={"is_rocm_build": True}, dev_kfd=True))
+    text = diagnosis.explain_no_gpu(dict(build={"is_rocm_build": True}, dev_kfd=True))
     assert text.endswith("is a ROCm build but found no AMD GPU.")
 
 
 def test_a_no_driver_reason_notes_a_hiding_cuda_visible_devices():
     text = diagnosis.explain_no_gpu(dict(
-        tf_build=_CUDA_BUILD, platform="linux", cuda_visible_devices="-1",
+        build=_CUDA_BUILD, platform="linux", cuda_visible_devices="-1",
         driver={"libcuda": None, "device_files": ["nvidia0"]}))
     assert "libcuda cannot be loaded. This machine has no usable NVIDIA GPU" in text
     assert text.endswith("(CUDA_VISIBLE_DEVICES='-1' would hide them anyway.)")

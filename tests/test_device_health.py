@@ -1,5 +1,6 @@
 """The health check: TFLOP/s arithmetic, timing with a fake clock, the real
-check on the CPU, wrong results, tolerances, the verdict, argument errors.
+check on the CPU (TensorFlow; JAX and PyTorch in test_device_backends.py),
+wrong results, tolerances, the verdict, argument errors.
 """
 
 import dataclasses
@@ -8,8 +9,10 @@ import time
 
 import pytest
 
-from kerasbench._device import DeviceReport
+from kerasbench._device import DeviceReport, Sources
 from kerasbench._device import health as device_health
+from kerasbench._device import ops as device_ops
+from kerasbench._device import verdict
 from kerasbench._device.records import TOLERANCES, CopyBandwidth, DeviceHealth, MatmulResult
 
 
@@ -40,7 +43,8 @@ def test_matmul_timing_with_a_fake_clock():
     def clock():
         return next(ticks) * 0.1
 
-    res = device_health.time_matmul(tf, "cpu", "fp32", slot_s=3.0, peak={"fp32": 1.0},
+    ops = device_ops.TensorFlowOps(tf, "cpu")
+    res = device_health.time_matmul(ops, "fp32", slot_s=3.0, peak={"fp32": 1.0},
                                     clock=clock, sizes=(64, 64, 0.0))
     assert res.error is None and res.n == 64 and res.ran_on == "cpu"
     assert res.seconds == pytest.approx(0.1) and 1 < res.iterations < 10_000
@@ -54,6 +58,7 @@ def test_check_on_cpu(report):
     assert report.health is result
     assert result.ok and result.status == "OK" and result.problems == []
     assert str(result).startswith("Health check: OK")
+    assert result.backend == "tensorflow" and "  Backend: tensorflow (TensorFlow)" in str(result)
     (cpu,) = result.devices
     assert cpu.device == "cpu" and cpu.bandwidth is None
     seen = {(c.op, c.precision) for c in cpu.correctness}
@@ -79,12 +84,24 @@ def test_check_on_cpu(report):
     assert "matmul fp32" not in str(report)
 
 
-def test_check_detects_wrong_results(monkeypatch):
-    import tensorflow as tf
+class WrongMatmulTensorFlow:
+    """TensorFlow whose matmul is 5% off: everything else is the real module."""
 
-    real = tf.matmul
-    monkeypatch.setattr(tf, "matmul", lambda a, b: real(a, b) * tf.cast(1.05, a.dtype))
-    r = DeviceReport.collect(probe_gpus=False)
+    def __init__(self):
+        import tensorflow
+
+        self._tf = tensorflow
+
+    def __getattr__(self, name):
+        return getattr(self._tf, name)
+
+    def matmul(self, a, b):
+        return self._tf.matmul(a, b) * self._tf.cast(1.05, a.dtype)
+
+
+def test_check_detects_wrong_results():
+    wrong = WrongMatmulTensorFlow()
+    r = DeviceReport.collect(probe_gpus=False, sources=Sources(import_tensorflow=lambda: wrong))
     result = r.check(devices=["cpu"], precisions=["fp32", "bf16"], time_budget_s=0.2)
     assert not result.ok and result.status == "FAIL"
     assert any("matmul fp32 is wrong" in p and "exceeds the tolerance 1e-04" in p
@@ -104,12 +121,29 @@ def test_fp32_tolerance_follows_tf32_and_onednn_fpmath():
     assert TOLERANCES["fp32"] < TOLERANCES["fp32 (TF32)"] < TOLERANCES["fp32 (oneDNN fpmath)"]
 
 
+def test_tf32_follows_each_backends_settings():
+    from kerasbench._device.records import SoftwareInfo
+
+    tf = device_ops.TensorFlowOps.tf32_ops
+    assert tf(SoftwareInfo(tensor_float_32=True)) == {"matmul", "conv2d"}
+    assert tf(SoftwareInfo(tensor_float_32=False)) == set()
+    jax = device_ops.JaxOps.tf32_ops  # JAX's default precision is TF32 on such GPUs
+    assert jax(SoftwareInfo(framework_settings={"default_matmul_precision": None})) == \
+        {"matmul", "conv2d"}
+    assert jax(SoftwareInfo(framework_settings={"default_matmul_precision": "highest"})) == set()
+    torch = device_ops.TorchOps.tf32_ops  # PyTorch: cuDNN convolutions only, by default
+    defaults = {"tf32_matmul": False, "tf32_cudnn": True, "float32_matmul_precision": "highest"}
+    assert torch(SoftwareInfo(framework_settings=defaults)) == {"conv2d"}
+    assert torch(SoftwareInfo(framework_settings=dict(
+        defaults, float32_matmul_precision="high", tf32_cudnn=False))) == {"matmul"}
+
+
 def test_low_throughput_is_a_warning_not_a_failure():
     health = DeviceHealth(device="gpu:0", throughput=[MatmulResult(
         precision="fp16", n=8192, iterations=1, seconds=1.0, tflops=10.0,
         peak_tflops=989.5, fraction_of_peak=10.0 / 989.5, ran_on="gpu:0")],
         bandwidth=CopyBandwidth(bytes=2**28, host_to_device_gbps=0.5, device_to_host_gbps=20.0))
-    device_health.judge(health, "gpu:0", is_gpu=True)
+    verdict.judge(health, "gpu:0", is_gpu=True)
     assert health.status == "WARNING" and len(health.problems) == 2
     assert "only 1% of the peak 989.5" in health.problems[0]
     assert "host-to-device copies run at 0.50 GB/s" in health.problems[1]
@@ -117,11 +151,11 @@ def test_low_throughput_is_a_warning_not_a_failure():
     fast = MatmulResult(precision="bf16", n=8192, iterations=1, seconds=1.0, tflops=1500.0,
                         peak_tflops=989.5, fraction_of_peak=1500.0 / 989.5, ran_on="gpu:0")
     health = DeviceHealth(device="gpu:0", throughput=[fast])
-    device_health.judge(health, "gpu:0", is_gpu=True)
+    verdict.judge(health, "gpu:0", is_gpu=True)
     assert health.status == "WARNING" and "timing is suspect" in health.problems[0]
     cpu = DeviceHealth(device="cpu", throughput=[dataclasses.replace(
         fast, ran_on="cpu", peak_is_estimate=True)])
-    device_health.judge(cpu, "cpu", is_gpu=False)
+    verdict.judge(cpu, "cpu", is_gpu=False)
     assert cpu.status == "OK" and cpu.problems == []
 
 
@@ -131,7 +165,7 @@ def test_failures_come_before_warnings():
                      ran_on="gpu:0"),
         MatmulResult(precision="fp32", error="RuntimeError: out of memory")],
         bandwidth=CopyBandwidth(error="RuntimeError: copy failed"))
-    device_health.judge(health, "gpu:0", is_gpu=True)
+    verdict.judge(health, "gpu:0", is_gpu=True)
     assert health.status == "FAIL"
     assert health.problems == [
         "gpu:0: fp32 matmul timing failed: RuntimeError: out of memory",

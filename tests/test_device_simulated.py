@@ -151,6 +151,10 @@ _CUDA_BUILD = {"is_cuda_build": True, "is_rocm_build": False, "cuda_version": "1
 class FakeTensorFlow:
     """The ``tensorflow`` calls `DeviceReport.collect` makes.
 
+    Its device list, build and settings are given; the health check's ops
+    (``tf.matmul``, ``tf.device``, ...) are the real TensorFlow's, so a GPU
+    listed here computes on the CPU (TensorFlow's soft placement).
+
     Args:
         gpus: ``(model, (major, minor), memory_growth)`` per physical GPU.
         visible: Indices of the GPUs left visible (default: all).
@@ -189,6 +193,11 @@ class FakeTensorFlow:
                 raise self.error
             return fn(*args)
         return call
+
+    def __getattr__(self, name):
+        import tensorflow
+
+        return getattr(tensorflow, name)
 
     def _device_details(self, dev):
         model, cc, _ = self.details[dev.name]
@@ -571,7 +580,8 @@ def test_software_facts_from_stand_in_modules(tmp_path, tf_internals):
     tf = FakeTensorFlow(build={"is_cuda_build": False, "is_rocm_build": False},
                         jit="autoclustering", tf32=False, threads=(4, 2))
     keras = SimpleNamespace(__version__="3.99.0", config=SimpleNamespace(
-        backend=lambda: "jax", dtype_policy=lambda: SimpleNamespace(name="mixed_bfloat16")))
+        backend=lambda: "tensorflow",
+        dtype_policy=lambda: SimpleNamespace(name="mixed_bfloat16")))
     sources = Sources(root=str(tmp_path), environ={}, import_tensorflow=lambda: tf,
                       import_keras=lambda: keras)
     r = DeviceReport.collect(probe_gpus=False, sources=sources)
@@ -580,9 +590,8 @@ def test_software_facts_from_stand_in_modules(tmp_path, tf_internals):
     assert (sw.tf_build_kind, sw.onednn, sw.op_determinism) == ("CPU-only", False, True)
     assert (sw.xla_jit, sw.tensor_float_32) == ("autoclustering", False)
     assert (sw.intra_op_threads, sw.inter_op_threads) == (4, 2)
-    assert (sw.keras_backend, sw.mixed_precision_policy) == ("jax", "mixed_bfloat16")
+    assert (sw.keras_backend, sw.mixed_precision_policy) == ("tensorflow", "mixed_bfloat16")
     assert any("XLA auto-clustering is on" in n for n in r.notes)
-    assert any("The Keras backend is 'jax'" in n for n in r.notes)
     text = str(r)
     assert "Threads        intra-op 4, inter-op 2" in text
     assert "Precision      policy mixed_bfloat16, TF32 off, op determinism on" in text

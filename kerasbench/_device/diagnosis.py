@@ -2,11 +2,14 @@
 
 `explain_no_gpu` first derives a few `Clues` from the collected facts, then
 tries each rule of `RULES` in order; a rule returns its reason, or None when
-it does not apply, and the first reason found is the answer. A non-TensorFlow
-Keras backend is said first, before that reason. The order is most likely
-cause first: TensorFlow missing, a CPU-only build, a ROCm build, a CUDA
-driver that did not answer, no NVIDIA driver, CUDA_VISIBLE_DEVICES, cuInit failing, TensorFlow not registering the
-GPUs CUDA sees, GPUs hidden by tf.config.set_visible_devices.
+it does not apply, and the first reason found is the answer. The rules speak
+for the backend in use (TensorFlow, JAX or PyTorch). The order is most
+likely cause first: a backend without GPU support in kerasbench, the
+framework missing, JAX_PLATFORMS keeping JAX off the GPU, a CPU-only build
+(or no MPS on a Mac), a ROCm build, a CUDA driver that did not answer, no
+NVIDIA driver, CUDA_VISIBLE_DEVICES, cuInit failing, a driver older than the
+build's CUDA, the framework not registering the GPUs CUDA sees, GPUs hidden
+by tf.config.set_visible_devices.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import dataclasses
 import re
 import sys
 
+from kerasbench._device.frameworks import FRAMEWORKS
 from kerasbench._device.gpu import cc_tuple
 
 UNDETERMINED = "No GPU was found; the cause could not be determined."
@@ -40,9 +44,11 @@ class Clues:
     """What the rules read, derived once from the facts."""
 
     facts: dict
+    backend: str
+    framework: str
     build: dict
     driver: dict
-    tf_version: str
+    version: str
     platform: str
     cvd: str | None
     cvd_empty: bool
@@ -53,15 +59,20 @@ class Clues:
     @classmethod
     def from_facts(cls, facts):
         """Derives the clues from `explain_no_gpu`'s facts."""
-        build = facts.get("tf_build") or {}
+        backend = facts.get("backend") or "tensorflow"
+        framework = FRAMEWORKS.get(backend, backend)
+        build = facts.get("build") or {}
         driver = facts.get("driver") or {}
-        tf_version = facts.get("tf_version") or ""
+        version = facts.get("version") or ""
         cvd = facts.get("cuda_visible_devices")
         built = ""
         if build.get("is_cuda_build"):
-            built = (f"TensorFlow {tf_version} is a CUDA build (CUDA {build.get('cuda_version')}, "
-                     f"cuDNN {build.get('cudnn_version')}), but ")
-        return cls(facts=facts, build=build, driver=driver, tf_version=tf_version,
+            cudnn = build.get("cudnn_version")
+            built = (f"{framework} {version} is a CUDA build (CUDA {build.get('cuda_version')}"
+                     + (f", cuDNN {cudnn}" if cudnn or backend == "tensorflow" else "")
+                     + "), but ")
+        return cls(facts=facts, backend=backend, framework=framework, build=build,
+                   driver=driver, version=version,
                    platform=facts.get("platform") or sys.platform, cvd=cvd,
                    cvd_empty=cvd is not None and cvd.strip() in _HIDING_VALUES,
                    cuinit=driver.get("cuinit") or "", there=_driver_sees(driver), built=built)
@@ -76,6 +87,12 @@ def _driver_sees(driver):
     return f" The driver reports {seen} GPU(s) on this machine ({', '.join(models)})."
 
 
+def _framework_says(c):
+    """`` JAX says: Backend 'cuda' failed to initialize: ...`` when it said so, else ``""``."""
+    error = c.facts.get("gpu_error")
+    return f" {c.framework} says: {error}" if error and "initialize" in error else ""
+
+
 def _capitalised(text):
     return text[0].upper() + text[1:]
 
@@ -84,25 +101,75 @@ def _capitalised(text):
 # The rules, in order: each takes `Clues` and returns a reason or None.
 
 
-def tensorflow_import_failed(c):
-    """TensorFlow cannot be imported: the import error, and the GPUs the driver sees."""
-    error = c.facts.get("tf_error")
-    return f"TensorFlow cannot be imported ({error})." + c.there if error else None
+def backend_without_gpu_support(c):
+    """A Keras backend kerasbench lists no GPUs for (numpy, openvino)."""
+    if c.backend in FRAMEWORKS:
+        return None
+    return (f"The Keras backend is {c.backend!r}: kerasbench lists GPUs only for the "
+            f"{', '.join(FRAMEWORKS)} backends.")
+
+
+def framework_import_failed(c):
+    """The framework cannot be imported: the import error, and the GPUs the driver sees."""
+    error = c.facts.get("framework_error")
+    return f"{c.framework} cannot be imported ({error})." + c.there if error else None
+
+
+def jax_platforms_exclude_gpus(c):
+    """JAX_PLATFORMS names no GPU platform, so JAX does not even try one."""
+    platforms = c.facts.get("jax_platforms")
+    if c.backend != "jax" or not platforms or \
+            any(p.strip() in ("cuda", "gpu", "rocm") for p in platforms.split(",")):
+        return None
+    return (f"JAX_PLATFORMS={platforms!r} keeps JAX off the GPU (unset it, or add 'cuda')."
+            + c.there)
+
+
+# What to do about a CPU-only build, per backend and platform ("" for any other).
+CPU_ONLY_HINTS = {
+    "tensorflow": {
+        "darwin": " On macOS, Apple GPUs need the tensorflow-metal plugin.",
+        "win32": " TensorFlow 2.11 and later have no GPU support on native Windows; use WSL2.",
+        "": " Install the CUDA build: pip install 'tensorflow[and-cuda]'.",
+    },
+    "jax": {
+        "darwin": " On macOS, JAX's GPU support is the experimental jax-metal plugin.",
+        "win32": " JAX has no CUDA support on native Windows; use WSL2.",
+        "": " Install the CUDA plugin: pip install -U 'jax[cuda12]' (or 'jax[cuda13]').",
+    },
+    "torch": {
+        "": " Install a CUDA build: see https://pytorch.org/get-started/locally/ (e.g. pip"
+            " install torch --index-url https://download.pytorch.org/whl/cu128).",
+    },
+}
+
+
+def _cpu_only(c):
+    """The first sentence: which build is CPU-only."""
+    if c.backend == "tensorflow":
+        dists = ", ".join(c.facts.get("distributions") or []) or "tensorflow"
+        return f"This TensorFlow {c.version} ({dists}) is a CPU-only build: it has no CUDA support."
+    if c.backend == "jax":
+        return (f"This jaxlib {c.build.get('jaxlib_version') or c.version} is a CPU-only build:"
+                " no CUDA or ROCm plugin (jax-cuda12-plugin, jax-cuda13-plugin, ...) is installed.")
+    return f"This PyTorch {c.version} was built without CUDA (a CPU-only build)."
+
+
+def _no_mps(c):
+    """PyTorch on a Mac: no CUDA there; the Apple GPU is reached through MPS."""
+    why = "it needs macOS 12.3 or later and an Apple silicon or AMD GPU" \
+        if c.build.get("mps_built") else "this PyTorch was built without MPS"
+    return f"PyTorch {c.version} cannot use the Apple GPU: MPS is not available ({why})."
 
 
 def cpu_only_build(c):
     """The build has neither CUDA nor ROCm: what to install on this platform."""
     if not c.build or c.build.get("is_cuda_build") or c.build.get("is_rocm_build"):
         return None
-    dists = ", ".join(c.facts.get("tf_distributions") or []) or "tensorflow"
-    text = f"This TensorFlow {c.tf_version} ({dists}) is a CPU-only build: it has no CUDA support."
-    if c.platform == "darwin":
-        text += " On macOS, Apple GPUs need the tensorflow-metal plugin."
-    elif c.platform == "win32":
-        text += " TensorFlow 2.11 and later have no GPU support on native Windows; use WSL2."
-    else:
-        text += " Install the CUDA build: pip install 'tensorflow[and-cuda]'."
-    return text + c.there
+    if c.backend == "torch" and c.platform == "darwin":
+        return _no_mps(c) + c.there
+    hints = CPU_ONLY_HINTS[c.backend]
+    return _cpu_only(c) + hints.get(c.platform, hints[""]) + c.there
 
 
 def rocm_build_without_gpu(c):
@@ -111,7 +178,7 @@ def rocm_build_without_gpu(c):
         return None
     missing = "" if c.facts.get("dev_kfd") else \
         " (there is no /dev/kfd: the ROCm kernel driver is not loaded)"
-    return f"TensorFlow {c.tf_version} is a ROCm build but found no AMD GPU{missing}."
+    return f"{c.framework} {c.version} is a ROCm build but found no AMD GPU{missing}."
 
 
 def cuda_driver_did_not_answer(c):
@@ -160,6 +227,22 @@ def cuinit_failed(c):
     return _capitalised(f"{c.built}initialising CUDA failed with {c.cuinit}: {hint}.") + c.there
 
 
+def _major(version):
+    m = re.match(r"(\d+)", str(version or ""))
+    return int(m.group(1)) if m else None
+
+
+def driver_older_than_build(c):
+    """The driver supports an older CUDA major version than the build was made for."""
+    driver, build = (_major(c.driver.get("cuda_driver_version")),
+                     _major(c.build.get("cuda_version")))
+    if not c.build.get("is_cuda_build") or driver is None or build is None or driver >= build:
+        return None
+    return (f"The NVIDIA driver supports CUDA up to {c.driver['cuda_driver_version']}, but this "
+            f"{c.framework} {c.version} build needs CUDA {build}: update the driver (or install "
+            f"a {c.framework} build for CUDA {driver}).") + c.there
+
+
 def _capability_too_low(c):
     """A sentence when a GPU is older than every compute capability of the build."""
     targets = c.build.get("cuda_compute_capabilities") or []
@@ -173,75 +256,84 @@ def _capability_too_low(c):
     return None
 
 
-def tensorflow_registered_none(c):
-    """CUDA sees GPUs but TensorFlow has none: too old a GPU, or missing libraries."""
+# Why a framework usually registers none of the GPUs CUDA sees.
+REGISTERED_NONE_HINTS = {
+    "tensorflow": " Usually TensorFlow could not load its CUDA libraries (cuDNN, cuBLAS):"
+                  " install them with pip install 'tensorflow[and-cuda]'. TensorFlow's"
+                  " start-up log names the missing library.",
+    "jax": " Usually the CUDA plugin could not load its CUDA libraries (cuDNN, cuBLAS) or"
+           " does not match jaxlib's version: pip install -U 'jax[cuda12]' installs"
+           " matching ones.",
+    "torch": " torch.cuda.is_available() is False; the warning PyTorch prints when it is"
+             " asked names the cause.",
+}
+
+
+def framework_registered_none(c):
+    """CUDA sees GPUs but the framework has none: too old a GPU, its error, missing libraries."""
     count = c.driver.get("cuda_device_count")
     if not count:
         return None
-    return f"CUDA sees {count} GPU(s) but TensorFlow registered none." + (
-        _capability_too_low(c)
-        or " Usually TensorFlow could not load its CUDA libraries (cuDNN,"
-           " cuBLAS): install them with pip install 'tensorflow[and-cuda]'."
-           " TensorFlow's start-up log names the missing library.")
+    return f"CUDA sees {count} GPU(s) but {c.framework} registered none." + (
+        _capability_too_low(c) or _framework_says(c)
+        or REGISTERED_NONE_HINTS.get(c.backend, ""))
 
 
 def hidden_by_set_visible_devices(c):
     """TensorFlow found GPUs but tf.config.set_visible_devices() hid them."""
-    found = c.facts.get("tf_physical_gpus")
-    if not found:
+    found = c.facts.get("physical_gpus")
+    if not found or c.backend != "tensorflow":
         return None
     return (f"TensorFlow found {found} GPU(s) but"
             " tf.config.set_visible_devices() hid them all from this process.")
 
 
 def undetermined(c):
-    """The last rule: always answers."""
-    return UNDETERMINED + c.there
+    """The last rule: always answers (with the framework's own words, if it said any)."""
+    return UNDETERMINED + c.there + _framework_says(c)
 
 
 RULES = (
-    tensorflow_import_failed,
+    backend_without_gpu_support,
+    framework_import_failed,
+    jax_platforms_exclude_gpus,
     cpu_only_build,
     rocm_build_without_gpu,
     cuda_driver_did_not_answer,
     no_nvidia_driver,
     cuda_visible_devices_hides,
     cuinit_failed,
-    tensorflow_registered_none,
+    driver_older_than_build,
+    framework_registered_none,
     hidden_by_set_visible_devices,
     undetermined,
 )
-
-
-def backend_is_not_tensorflow(facts):
-    """The sentence said before any reason when Keras runs on another backend."""
-    backend = facts.get("keras_backend")
-    if not backend or backend == "tensorflow":
-        return None
-    devices = facts.get("keras_backend_devices")
-    return (f"The Keras backend is {backend!r}, not 'tensorflow'"
-            + (f" (its devices: {', '.join(devices)})" if devices else "")
-            + "; kerasbench lists and checks TensorFlow's devices.")
 
 
 def explain_no_gpu(facts):
     """Says in plain words why no GPU is usable, from collected facts.
 
     Args:
-        facts: A dict with any of: ``platform`` (``sys.platform``),
-            ``tf_error``, ``tf_version``, ``tf_distributions``, ``tf_build``
-            (build-info dict), ``keras_backend``, ``keras_backend_devices``,
-            ``cuda_visible_devices`` (the variable's value, or None when
-            unset), ``driver`` (the report's ``gpu_driver`` dict, whose
-            ``cuda_devices`` give compute capabilities),
-            ``tf_physical_gpus``, ``container``, ``dev_kfd`` (whether
-            /dev/kfd, the ROCm kernel driver's device, exists),
-            ``cuda_probe_error`` (what the CUDA driver probe raised, if it
-            raised or timed out).
+        facts: A dict with any of: ``backend`` (the Keras backend the report
+            describes; default ``"tensorflow"``), ``platform``
+            (``sys.platform``), ``framework_error`` (why its framework cannot
+            be imported), ``version`` (the framework's), ``distributions``
+            (TensorFlow's installed distributions), ``build`` (build facts
+            under TensorFlow's build-info keys: ``is_cuda_build``,
+            ``is_rocm_build``, ``cuda_version``, ``cudnn_version``,
+            ``cuda_compute_capabilities``; JAX adds ``jaxlib_version``,
+            PyTorch ``mps_built``), ``cuda_visible_devices`` (the variable's
+            value, or None when unset), ``jax_platforms`` (JAX_PLATFORMS),
+            ``driver`` (the report's ``gpu_driver`` dict, whose
+            ``cuda_devices`` give compute capabilities), ``physical_gpus``
+            (TensorFlow's physical GPU count), ``gpu_error`` (what the
+            framework said when asked for its GPUs), ``container``,
+            ``dev_kfd`` (whether /dev/kfd, the ROCm kernel driver's device,
+            exists), ``cuda_probe_error`` (what the CUDA driver probe raised,
+            if it raised or timed out).
 
     Returns:
         One or more sentences, most likely cause first.
     """
     clues = Clues.from_facts(facts)
-    reason = next(r for r in (rule(clues) for rule in RULES) if r)
-    return " ".join(filter(None, (backend_is_not_tensorflow(facts), reason)))
+    return next(r for r in (rule(clues) for rule in RULES) if r)

@@ -1,9 +1,10 @@
 """GPU probes: the CUDA driver, NVML, nvidia-smi and TensorFlow's GPU list.
 
-TensorFlow's list says what a benchmark can use; the CUDA driver API (through
-ctypes, no toolkit needed) says why TensorFlow may see nothing; NVML, or
-nvidia-smi without it, gives the driver version, clocks, power and
-utilisation. `collect_gpus` merges them per GPU, matched by PCI bus id.
+The backend's list (TensorFlow's here, JAX's and PyTorch's in ``backends``)
+says what a benchmark can use; the CUDA driver API (through ctypes, no
+toolkit needed) says why the backend may see nothing; NVML, or nvidia-smi
+without it, gives the driver version, clocks, power and utilisation.
+`collect_gpus` merges them per GPU, matched by PCI bus id.
 
 Each probe takes what it talks to as an argument (a driver object, the
 ``pynvml`` module, a command runner, the ``tensorflow`` module), so stand-ins
@@ -398,19 +399,20 @@ def _tf_gpu(tf, logical, dev, physical):
 
 
 def probe_tf_gpus(tf):
-    """TensorFlow's GPUs: (physical count, visible list of per-GPU dicts).
+    """TensorFlow's GPUs: ``(visible per-GPU dicts, {"physical_gpus": count})``.
 
     Args:
         tf: The ``tensorflow`` module, or a stand-in with its ``config``.
     """
     physical = tf.config.list_physical_devices("GPU")
     visible = tf.config.get_visible_devices("GPU")
-    return len(physical), [_tf_gpu(tf, i, dev, physical) for i, dev in enumerate(visible)]
+    gpus = [_tf_gpu(tf, i, dev, physical) for i, dev in enumerate(visible)]
+    return gpus, {"physical_gpus": len(physical)}
 
 
-def merge_gpu(gpu, driver_dev, mgmt_dev):
-    """Fills the `GpuInfo` fields TensorFlow left empty from the driver, then NVML."""
-    filled_by = ["tensorflow"]
+def merge_gpu(gpu, driver_dev, mgmt_dev, backend="tensorflow"):
+    """Fills the `GpuInfo` fields the backend left empty from the driver, then NVML."""
+    filled_by = [backend]
     for answer, name in ((driver_dev, "cuda-driver"), (mgmt_dev, "nvml")):
         if not answer:
             continue
@@ -421,24 +423,26 @@ def merge_gpu(gpu, driver_dev, mgmt_dev):
     gpu.sources = filled_by
 
 
-def match_gpus(tf_gpus, driver_devs, mgmt_devs, cuda_visible_devices_set):
-    """One merged `GpuInfo` per TensorFlow GPU.
+def match_gpus(backend_gpus, driver_devs, mgmt_devs, cuda_visible_devices_set,
+               backend="tensorflow"):
+    """One merged `GpuInfo` per GPU of the backend.
 
-    The CUDA device is TensorFlow's physical index; the NVML device is found
-    by PCI bus id, or by index when both lists are complete and in the same
-    order (no CUDA_VISIBLE_DEVICES).
+    The CUDA device is the backend's physical index; the NVML device is found
+    by PCI bus id (the backend's, else the CUDA driver's), or by index when
+    both lists are complete and in the same order (no CUDA_VISIBLE_DEVICES).
     """
     by_pci = {g.get("pci_bus_id"): g for g in mgmt_devs if g.get("pci_bus_id")}
-    same_order = len(mgmt_devs) == len(driver_devs or tf_gpus) and not cuda_visible_devices_set
+    same_order = len(mgmt_devs) == len(driver_devs or backend_gpus) and \
+        not cuda_visible_devices_set
     gpus = []
-    for t in tf_gpus:
+    for t in backend_gpus:
         index = t["physical_index"]
         gpu = GpuInfo(**{k: v for k, v in t.items() if k != "physical_index"})
         d = driver_devs[index] if index < len(driver_devs) else None
-        m = by_pci.get((d or {}).get("pci_bus_id"))
+        m = by_pci.get(gpu.pci_bus_id or (d or {}).get("pci_bus_id"))
         if m is None and same_order and index < len(mgmt_devs):
             m = mgmt_devs[index]
-        merge_gpu(gpu, d, m)
+        merge_gpu(gpu, d, m, backend)
         gpus.append(gpu)
     return gpus
 
@@ -481,16 +485,18 @@ def device_files(root="/"):
     return sorted(os.path.basename(p) for p in glob.glob(pattern))
 
 
-def collect_gpus(probes, tf, sources):
-    """Runs the GPU probes and merges their answers.
+def collect_gpus(probes, backend_gpus, sources, backend="tensorflow"):
+    """Runs the driver-level GPU probes and merges their answers with the backend's.
 
     Args:
         probes: The `Probes` recording failures.
-        tf: The ``tensorflow`` module, or None when it cannot be imported.
+        backend_gpus: The backend's GPUs, per-GPU dicts as `probe_tf_gpus`
+            (or ``backends.probe_jax_gpus``, ``probe_torch_gpus``) lists them.
         sources: The `Sources` to ask.
+        backend: The backend's name, recorded in each GPU's ``sources``.
 
     Returns:
-        ``(accelerators, gpu_driver facts, number of TensorFlow's physical GPUs)``.
+        ``(accelerators, gpu_driver facts)``.
     """
     driver = probes.run_limited("gpu.cuda_driver", probe_cuda_driver,
                                 sources.load_cuda_driver, default={}) or {}
@@ -502,12 +508,10 @@ def collect_gpus(probes, tf, sources):
         facts["driver_version"] = mgmt.get("driver_version")
         facts["gpus_on_system"] = len(mgmt["gpus"])
         facts["system_gpu_models"] = [g.get("model") for g in mgmt["gpus"]]
-    tf_physical, tf_gpus = 0, []
-    if tf is not None:
-        tf_physical, tf_gpus = probes.run("gpu.tensorflow", probe_tf_gpus, tf, default=(0, []))
-    accelerators = match_gpus(tf_gpus, driver.get("devices") or [], (mgmt or {}).get("gpus") or [],
-                              "CUDA_VISIBLE_DEVICES" in sources.environ)
+    accelerators = match_gpus(backend_gpus, driver.get("devices") or [],
+                              (mgmt or {}).get("gpus") or [],
+                              "CUDA_VISIBLE_DEVICES" in sources.environ, backend)
     for gpu in accelerators:
         gpu.driver_version = facts["driver_version"]
         gpu.peak = peaks.gpu_peak(gpu.model)
-    return accelerators, facts, tf_physical
+    return accelerators, facts

@@ -1,34 +1,31 @@
-"""The health check: correctness, matmul throughput, copy bandwidth, verdict.
+"""The health check: correctness, matmul throughput, copy bandwidth.
 
 For each device: (a) a matmul and a 3x3 convolution per precision against a
 float64 NumPy reference (`check_correctness`); (b) dense matmul TFLOP/s
 (`time_matmul`, using the `tflops` formula) next to the peak; (c) on GPUs,
-host/device copy bandwidth (`copy_bandwidth`). `judge` turns the measurements
-into a status and one sentence per problem; `run_health_check` does it all.
-docs/device-report.md explains the method.
+host/device copy bandwidth (`copy_bandwidth`). ``verdict.judge`` turns the
+measurements into a status and one sentence per problem;
+`run_health_check` does it all. The check is written once: the framework
+steps (make a tensor, copy it, matmul, convolve, sync) go through the
+backend's adapter in ``ops``. docs/device-report.md explains the method.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import time
 
 from kerasbench import _validate
+from kerasbench._device.frameworks import FRAMEWORKS
 from kerasbench._device.gpu import cc_tuple
+from kerasbench._device.ops import ITEMSIZE, OPS
 from kerasbench._device.probing import describe_error
 from kerasbench._device.records import (TOLERANCES, CopyBandwidth, CorrectnessResult,
                                         DeviceHealth, HealthCheck, MatmulResult)
+from kerasbench._device.verdict import judge, unsupported_precisions
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-TF_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-# Warning thresholds (fraction of the peak, GB/s).
-GPU_LOW_FRACTION = 0.2
-CPU_LOW_FRACTION = 0.05
-GPU_HIGH_FRACTION = 1.1  # above a datasheet peak: the timing or the table is wrong
-LOW_COPY_GBPS = 1.0
 
 # Matmul sizes of the throughput test: start, largest, and the shortest call
 # worth timing (smaller matrices are grown until one call takes this long).
@@ -141,38 +138,6 @@ def precision_names(precisions):
 
 
 # ----------------------------------------------------------------------------
-# Device helpers.
-
-
-def _tf_device(name):
-    return "/CPU:0" if name == "cpu" else "/GPU:" + name.split(":")[1]
-
-
-def _ran_on(tensor):
-    """'cpu' or 'gpu:<i>' from an eager tensor's device string."""
-    m = re.search(r"device:(\w+):(\d+)", tensor.device or "")
-    if not m:
-        return None
-    kind, index = m.group(1).lower(), m.group(2)
-    return "cpu" if kind == "cpu" else f"{kind}:{index}"
-
-
-def _sync(tensor):
-    """Waits for the device to finish the work producing `tensor`.
-
-    Fetches one element to the host, slicing it on the tensor's own device
-    (eager TensorFlow would otherwise place the slice on a GPU, copying the
-    whole tensor there): the device's stream completes every op queued
-    before it, so the host clock then covers all of that work.
-    """
-    import tensorflow as tf
-
-    index = (0,) * len(tensor.shape)
-    with tf.device(tensor.device):
-        return tensor[index].numpy()
-
-
-# ----------------------------------------------------------------------------
 # (a) Correctness.
 
 
@@ -205,42 +170,43 @@ def _conv_reference(x, w):
     return np.einsum("nhwcij,ijco->nhwo", windows, w)
 
 
-def _check_case(tf, device, dtype, op, inputs, res):
-    """Runs one op on `device` and compares it with float64 NumPy; fills `res`."""
-    import numpy as np
-
-    with tf.device("/CPU:0"):
-        a_t, b_t = (tf.cast(tf.constant(x, tf.float32), dtype) for x in inputs)
-    a64 = a_t.numpy().astype(np.float64)  # the rounded inputs
-    b64 = b_t.numpy().astype(np.float64)
-    with tf.device(_tf_device(device)):
-        if op == "matmul":
-            out = tf.matmul(a_t, b_t)
-        else:
-            out = tf.nn.conv2d(a_t, b_t, strides=1, padding="SAME")
-    res.ran_on = _ran_on(out)
+def _check_case(ops, op, inputs, res):
+    """Runs one op on the adapter's device and compares it with float64 NumPy; fills `res`."""
+    a_h, b_h = (ops.host(x, res.precision) for x in inputs)
+    a64, b64 = ops.to_numpy(a_h), ops.to_numpy(b_h)  # the rounded inputs
+    a_d, b_d = ops.to_device(a_h), ops.to_device(b_h)
+    out = ops.matmul(a_d, b_d) if op == "matmul" else ops.conv2d(a_d, b_d)
+    res.ran_on = ops.ran_on(out)
     reference = a64 @ b64 if op == "matmul" else _conv_reference(a64, b64)
-    res.max_rel_error = _rel_error(out.numpy().astype(np.float64), reference)
+    res.max_rel_error = _rel_error(ops.to_numpy(out), reference)
     res.passed = res.max_rel_error <= res.tolerance
     if math.isinf(res.max_rel_error):
         res.max_rel_error = None
         res.error = "result holds NaN or Inf"
 
 
-def check_correctness(tf, device, precision, tf32_possible, rng, environ=os.environ):
-    """A matmul and a convolution at `precision` on `device`, against NumPy.
+def check_correctness(ops, precision, tf32_ops, rng, environ=os.environ):
+    """A matmul and a convolution at `precision` on the adapter's device, against NumPy.
+
+    Args:
+        ops: The backend's adapter (``ops.Ops``) for the device.
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
+        tf32_ops: The ops that may run in TF32 there (their fp32 tolerance
+            is TF32's).
+        rng: A NumPy random generator for the inputs.
+        environ: Environment variables (oneDNN's fpmath mode).
 
     Returns:
         A `CorrectnessResult` per op.
     """
-    dtype = getattr(tf, TF_DTYPES[precision])
-    key = fp32_tolerance_key(device, tf32_possible, environ) if precision == "fp32" else precision
     results = []
     for op, shape, input_shapes in _CASES:
+        key = precision if precision != "fp32" else \
+            fp32_tolerance_key(ops.device, op in tf32_ops, environ)
         res = CorrectnessResult(op=op, precision=precision, shape=shape, tolerance=TOLERANCES[key])
         try:
             inputs = [rng.standard_normal(s) for s in input_shapes]
-            _check_case(tf, device, dtype, op, inputs, res)
+            _check_case(ops, op, inputs, res)
         except Exception as e:
             res.passed = False
             res.error = describe_error(e)
@@ -252,35 +218,37 @@ def check_correctness(tf, device, precision, tf32_possible, rng, environ=os.envi
 # (b) Throughput.
 
 
-def _block(tf, a, b, iterations, clock):
+def _block(ops, a, b, iterations, clock):
     """Times `iterations` products ended by one device sync: ``(seconds, result)``."""
     t0 = clock()
     for _ in range(iterations):
-        c = tf.matmul(a, b)
-    _sync(c)
+        c = ops.matmul(a, b)
+    ops.sync(c)
     return clock() - t0, c
 
 
-def _pick_size(tf, dtype, sizes, slot_s, elapsed, clock, max_bytes, res):
+def _pick_size(ops, precision, sizes, slot_s, elapsed, clock, max_bytes, res):
     """Grows N while one product is too quick to time: ``(a, b, n, seconds of one)``."""
     import numpy as np
 
     n, max_n, min_call_s = sizes
+    while max_bytes is not None and n > 256 and 3 * n * n * ITEMSIZE[precision] > max_bytes:
+        n //= 2  # three matrices must fit, even at the start
     rng = np.random.default_rng(0)
     while True:
-        a, b = (tf.cast(tf.constant(rng.standard_normal((n, n), dtype=np.float32)), dtype)
+        a, b = (ops.to_device(ops.host(rng.standard_normal((n, n), dtype=np.float32), precision))
                 for _ in range(2))
-        _sync(tf.matmul(a, b))  # warm-up: kernels, handles, autotuning
-        call_s, c = _block(tf, a, b, 1, clock)
-        res.ran_on = _ran_on(c)
-        bigger = 3 * (2 * n) ** 2 * a.dtype.size
+        ops.sync(ops.matmul(a, b))  # warm-up: kernels, handles, autotuning
+        call_s, c = _block(ops, a, b, 1, clock)
+        res.ran_on = ops.ran_on(c)
+        bigger = 3 * (2 * n) ** 2 * ITEMSIZE[precision]
         if not (call_s < min_call_s and n * 2 <= max_n and elapsed() < slot_s / 4
                 and (max_bytes is None or bigger <= max_bytes)):
             return a, b, n, call_s
         n *= 2
 
 
-def _best_block(tf, a, b, call_s, slot_s, repeats, elapsed, clock):
+def _best_block(ops, a, b, call_s, slot_s, repeats, elapsed, clock):
     """timeit-style autorange, then the best of `repeats` blocks filling the slot.
 
     Returns:
@@ -290,11 +258,11 @@ def _best_block(tf, a, b, call_s, slot_s, repeats, elapsed, clock):
     while (seconds < slot_s / 10 and iterations < 2**14
            and elapsed() + 2 * seconds < slot_s / 2):
         iterations *= 2
-        seconds, _ = _block(tf, a, b, iterations, clock)
+        seconds, _ = _block(ops, a, b, iterations, clock)
     per_call = seconds / iterations
     count = min(int((slot_s - elapsed()) / repeats / per_call), 100_000)
     if count >= 1:
-        seconds = min(_block(tf, a, b, count, clock)[0] for _ in range(repeats))
+        seconds = min(_block(ops, a, b, count, clock)[0] for _ in range(repeats))
         iterations = count
     return iterations, seconds
 
@@ -308,20 +276,21 @@ def _set_peak(res, peak):
         res.fraction_of_peak = res.tflops / res.peak_tflops
 
 
-def time_matmul(tf, device, precision, slot_s, peak, clock=time.perf_counter,
+def time_matmul(ops, precision, slot_s, peak, clock=time.perf_counter,
                 sizes=None, repeats=3, max_bytes=None):
-    """Times ``n x n`` matmuls at one precision: best of `repeats` blocks.
+    """Times ``n x n`` matmuls at one precision on the adapter's device: best of `repeats` blocks.
 
     The size starts at ``sizes[0]`` and doubles (up to ``sizes[1]``) while
     one product takes less than ``sizes[2]`` seconds. The block length is
     then found like `timeit`'s autorange (1, 2, 4, ... products, each block
     ended by a device sync) and sized so that all blocks fill `slot_s`.
-    Growing stops before the three matrices would exceed `max_bytes`.
+    The three matrices stay within `max_bytes`: the start size is halved
+    until they fit, and growing stops before they would not.
 
     Returns:
         A `MatmulResult` (with ``error`` set if anything raised).
     """
-    sizes = sizes or (GPU_SIZES if device != "cpu" else CPU_SIZES)
+    sizes = sizes or (GPU_SIZES if ops.device != "cpu" else CPU_SIZES)
     res = MatmulResult(precision=precision)
     t_begin = clock()
 
@@ -329,10 +298,8 @@ def time_matmul(tf, device, precision, slot_s, peak, clock=time.perf_counter,
         return clock() - t_begin
 
     try:
-        dtype = getattr(tf, TF_DTYPES[precision])
-        with tf.device(_tf_device(device)):
-            a, b, n, call_s = _pick_size(tf, dtype, sizes, slot_s, elapsed, clock, max_bytes, res)
-            iterations, seconds = _best_block(tf, a, b, call_s, slot_s, repeats, elapsed, clock)
+        a, b, n, call_s = _pick_size(ops, precision, sizes, slot_s, elapsed, clock, max_bytes, res)
+        iterations, seconds = _best_block(ops, a, b, call_s, slot_s, repeats, elapsed, clock)
         res.n, res.iterations, res.seconds = n, iterations, seconds
         res.tflops = tflops(n, n, n, iterations, seconds)
     except Exception as e:
@@ -345,133 +312,39 @@ def time_matmul(tf, device, precision, slot_s, peak, clock=time.perf_counter,
 # (c) Copy bandwidth.
 
 
-def _copy_round(tf, host, device, clock):
+def _copy_round(ops, host, clock):
     """One host->device and one device->host copy: their seconds."""
-    with tf.device("/CPU:0"):
-        fresh = tf.identity(host)  # a new handle, no mirror yet
     t0 = clock()
-    with tf.device(_tf_device(device)):
-        on_device = tf.identity(fresh)
-    _sync(on_device)
+    on_device = ops.to_device(host)
+    ops.sync(on_device)
     to_device_s = clock() - t0
     t0 = clock()
-    with tf.device("/CPU:0"):
-        back = tf.identity(on_device)
-    _sync(back)
+    back = ops.to_host(on_device)
+    ops.sync(back)
     return to_device_s, clock() - t0
 
 
-def copy_bandwidth(tf, device, budget_s, nbytes, clock=time.perf_counter):
+def copy_bandwidth(ops, budget_s, nbytes, clock=time.perf_counter):
     """Times host->device and device->host copies of `nbytes`; best of several.
 
-    Eager TensorFlow caches ("mirrors") the device copy of a host tensor on
-    the tensor's handle, so copying the same handle twice copies once. Each
-    round therefore copies a fresh handle: ``tf.identity`` on the CPU, which
-    shares the buffer and costs no copy of its own.
+    Each round copies anew (the TensorFlow adapter makes a fresh handle for
+    each, so that no cached device copy is reused).
     """
     import numpy as np
 
     res = CopyBandwidth(bytes=nbytes)
     try:
-        with tf.device("/CPU:0"):
-            host = tf.constant(np.ones(nbytes // 4, np.float32))
+        host = ops.host(np.ones(nbytes // 4, np.float32), "fp32")
         t_begin = clock()
         rounds = []
         while len(rounds) < 2 or (clock() - t_begin < budget_s and len(rounds) < 10):
-            rounds.append(_copy_round(tf, host, device, clock))
+            rounds.append(_copy_round(ops, host, clock))
         # The first copy of each direction is a warm-up.
         res.host_to_device_gbps = nbytes / min(r[0] for r in rounds[1:]) / 1e9
         res.device_to_host_gbps = nbytes / min(r[1] for r in rounds[1:]) / 1e9
     except Exception as e:
         res.error = describe_error(e)
     return res
-
-
-# ----------------------------------------------------------------------------
-# Verdict.
-
-
-def unsupported_precisions(correctness, device):
-    """Precisions other than fp32 whose ops errored or ran on another device."""
-    out = set()
-    for c in correctness:
-        if c.precision == "fp32":
-            continue
-        elsewhere = c.ran_on is not None and c.ran_on != device
-        raised = c.error is not None and c.max_rel_error is None and "NaN" not in c.error
-        if elsewhere or raised:
-            out.add(c.precision)
-    return out
-
-
-def _correctness_failures(correctness, device, unsupported):
-    fails = []
-    for c in correctness:
-        if c.precision in unsupported:
-            continue
-        if c.ran_on is not None and c.ran_on != device:
-            fails.append(f"{device}: {c.op} {c.precision} ran on {c.ran_on}, not on {device}.")
-        elif c.error and c.max_rel_error is None:
-            fails.append(f"{device}: {c.op} {c.precision} failed: {c.error}")
-        elif not c.passed:
-            fails.append(
-                f"{device}: {c.op} {c.precision} is wrong: max relative error "
-                f"{c.max_rel_error:.2e} exceeds the tolerance {c.tolerance:.0e}.")
-    return fails
-
-
-def _throughput_problems(throughput, device, is_gpu, unsupported):
-    """``(failures, warnings)`` of the matmul timings."""
-    fails, warns = [], []
-    low = GPU_LOW_FRACTION if is_gpu else CPU_LOW_FRACTION
-    for t in throughput:
-        if t.precision in unsupported:
-            continue
-        fraction = t.fraction_of_peak
-        if t.error:
-            fails.append(f"{device}: {t.precision} matmul timing failed: {t.error}")
-        elif t.ran_on is not None and t.ran_on != device:
-            fails.append(f"{device}: {t.precision} matmul ran on {t.ran_on}, not on {device}.")
-        elif is_gpu and fraction is not None and fraction > GPU_HIGH_FRACTION:
-            warns.append(
-                f"{device}: {t.precision} matmul measured {t.tflops:.4g} TFLOP/s, "
-                f"{fraction:.0%} of the datasheet peak {t.peak_tflops:.4g}: the "
-                "timing is suspect, or the peak table does not fit this GPU.")
-        elif fraction is not None and fraction < low:
-            warns.append(
-                f"{device}: {t.precision} matmul reached {t.tflops:.3g} TFLOP/s, only "
-                f"{fraction:.0%} of the {'estimated ' if t.peak_is_estimate else ''}"
-                f"peak {t.peak_tflops:g} (clocks held down, another process on the "
-                "device, or thermal/power limits?).")
-    return fails, warns
-
-
-def _bandwidth_problems(b, device):
-    """``(failures, warnings)`` of the copy test."""
-    if b is None:
-        return [], []
-    if b.error:
-        return [f"{device}: copy bandwidth test failed: {b.error}"], []
-    directions = (("host-to-device", b.host_to_device_gbps),
-                  ("device-to-host", b.device_to_host_gbps))
-    return [], [f"{device}: {label} copies run at {v:.2f} GB/s (PCIe link narrow or slow?)."
-                for label, v in directions if v is not None and v < LOW_COPY_GBPS]
-
-
-def judge(health, device, is_gpu, unsupported=()):
-    """Sets `health.status` and `health.problems` from its measurements.
-
-    Failures (wrong results, errors, work run on another device) make it
-    ``"FAIL"``; warnings alone (low throughput, slow copies) ``"WARNING"``.
-    """
-    fails = _correctness_failures(health.correctness, device, unsupported)
-    timing_fails, timing_warns = _throughput_problems(health.throughput, device, is_gpu,
-                                                      unsupported)
-    copy_fails, copy_warns = _bandwidth_problems(health.bandwidth, device)
-    fails += timing_fails + copy_fails
-    warns = timing_warns + copy_warns
-    health.problems = fails + warns
-    health.status = "FAIL" if fails else ("WARNING" if warns else "OK")
 
 
 # ----------------------------------------------------------------------------
@@ -514,23 +387,35 @@ def _gpu_memory_limits(gpu):
     return max_bytes, nbytes
 
 
-def check_device(tf, report, device, budget_s, precisions):
-    """Correctness, throughput and (on GPUs) copies of one device, judged.
+def _tf32_ops(ops, report, gpu):
+    """The ops that run in TF32 on this device: none on a CPU or a GPU older than 8.0."""
+    if gpu is None or cc_tuple(gpu.compute_capability) < (8, 0):
+        return frozenset()
+    return ops.tf32_ops(report.software)
+
+
+def check_device(ops, report, budget_s, precisions):
+    """Correctness, throughput and (on GPUs) copies of the adapter's device, judged.
+
+    Args:
+        ops: The backend's adapter (``ops.Ops``) for the device.
+        report: The `DeviceReport`.
+        budget_s: Seconds the timed loops of this device are sized to.
+        precisions: The precisions to test.
 
     Returns:
         A `DeviceHealth`.
     """
     import numpy as np
 
-    gpu = next((g for g in report.accelerators if g.name == device), None)
+    device, gpu = ops.device, ops.gpu
     health = DeviceHealth(device=device, model=_device_model(report, device))
-    tf32 = bool(gpu is not None and report.software.tensor_float_32
-                and cc_tuple(gpu.compute_capability) >= (8, 0))
-    peak = _device_peak(report, gpu, tf32, health)
+    tf32 = _tf32_ops(ops, report, gpu)
+    peak = _device_peak(report, gpu, "matmul" in tf32, health)
     run = _precisions_to_run(gpu, precisions, health)
     rng = np.random.default_rng(12345)
     for precision in run:
-        health.correctness += check_correctness(tf, device, precision, tf32, rng)
+        health.correctness += check_correctness(ops, precision, tf32, rng)
     unsupported = unsupported_precisions(health.correctness, device)
     health.notes += [f"{p} is not supported on {device} (the op raised or ran on another "
                      "device)." for p in sorted(unsupported)]
@@ -538,10 +423,9 @@ def check_device(tf, report, device, budget_s, precisions):
     is_gpu = gpu is not None
     slot = budget_s * (0.6 if is_gpu else 0.75) / max(len(timed), 1)
     max_bytes, nbytes = _gpu_memory_limits(gpu) if is_gpu else (None, None)
-    health.throughput = [time_matmul(tf, device, p, slot, peak, max_bytes=max_bytes)
-                         for p in timed]
+    health.throughput = [time_matmul(ops, p, slot, peak, max_bytes=max_bytes) for p in timed]
     if is_gpu:
-        health.bandwidth = copy_bandwidth(tf, device, budget_s * 0.15, nbytes)
+        health.bandwidth = copy_bandwidth(ops, budget_s * 0.15, nbytes)
     judge(health, device, is_gpu, unsupported)
     return health
 
@@ -551,32 +435,50 @@ def _failed(report, device, problem):
                         problems=[problem])
 
 
-def _check_each(report, devices, time_budget_s, precisions):
+def _framework(backend, sources):
+    """``(the adapter class, the framework module, None)``, or ``(None, None, why not)``."""
+    if backend not in OPS:
+        return None, None, (f"kerasbench has no health check for the {backend!r} Keras backend "
+                            f"(it has one for {', '.join(OPS)}).")
     try:
-        import tensorflow as tf
+        return OPS[backend], sources.import_framework(backend), None
     except Exception as e:
-        return [_failed(report, d, f"{d}: TensorFlow cannot be imported: {type(e).__name__}: {e}")
-                for d in devices]
+        return None, None, f"{FRAMEWORKS[backend]} cannot be imported: {describe_error(e)}"
+
+
+def _check_each(report, devices, time_budget_s, precisions, sources):
+    adapter, module, why_not = _framework(report.backend or "tensorflow", sources)
+    if why_not:
+        return [_failed(report, d, f"{d}: {why_not}") for d in devices]
     results = []
     for device in devices:
+        gpu = next((g for g in report.accelerators if g.name == device), None)
         try:
-            results.append(check_device(tf, report, device, time_budget_s / len(devices),
-                                        precisions))
+            results.append(check_device(adapter(module, device, gpu), report,
+                                        time_budget_s / len(devices), precisions))
         except Exception as e:  # never crash the caller
             results.append(_failed(report, device,
                                    f"{device}: the check crashed: {describe_error(e, 400)}"[:400]))
     return results
 
 
-def run_health_check(report, devices, time_budget_s, precisions=PRECISIONS):
+def run_health_check(report, devices, time_budget_s, precisions, sources):
     """Runs the health check; see `DeviceReport.check` (which validates).
+
+    Args:
+        report: The `DeviceReport`; its ``backend`` (TensorFlow for reports
+            that do not name one) picks the framework.
+        devices: Device names from ``report.devices``.
+        time_budget_s: Seconds the timed loops are sized to, shared.
+        precisions: The precisions to test.
+        sources: The `Sources` whose import gives the framework module.
 
     Returns:
         A `HealthCheck`.
     """
     start = time.perf_counter()
-    result = HealthCheck(time_budget_s=time_budget_s)
-    result.devices = _check_each(report, devices, time_budget_s, precisions)
+    result = HealthCheck(backend=report.backend or "tensorflow", time_budget_s=time_budget_s)
+    result.devices = _check_each(report, devices, time_budget_s, precisions, sources)
     for d in result.devices:
         result.problems.extend(d.problems)
     statuses = {d.status for d in result.devices}

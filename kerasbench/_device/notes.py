@@ -8,7 +8,16 @@ then the remarks on each GPU.
 from __future__ import annotations
 
 from kerasbench._device.gpu import cc_tuple
+from kerasbench._device.ops import OPS
 from kerasbench._device.text import fmt_bytes
+
+# How to turn TF32 off, per backend.
+TF32_OFF = {
+    "tensorflow": "tf.config.experimental.enable_tensor_float_32_execution(False) turns it off",
+    "jax": "jax.config.update('jax_default_matmul_precision', 'highest') turns it off",
+    "torch": "torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32 "
+             "switch it",
+}
 
 
 def several_tf_distributions(report):
@@ -20,23 +29,25 @@ def several_tf_distributions(report):
             "they share one 'tensorflow' package folder, and the last one installed wins.")
 
 
-def other_keras_backend(report):
-    """Keras runs on another backend than the one the report checks."""
-    backend = report.software.keras_backend
-    if not backend or backend == "tensorflow":
+def backend_without_check(report):
+    """The Keras backend is one kerasbench lists no GPUs for and cannot check."""
+    backend = report.backend
+    if backend is None or backend in OPS:
         return None
-    return (f"The Keras backend is {backend!r}: Keras models run there, while "
-            "the device list and health check use TensorFlow.")
+    return (f"The Keras backend is {backend!r}: kerasbench lists only the CPU for it and has "
+            f"no health check for it (it has for {', '.join(OPS)}).")
 
 
 def tf32_on(report):
     """TF32 is on and a GPU has tensor cores that use it."""
-    if not report.software.tensor_float_32 or not any(
-            cc_tuple(g.compute_capability) >= (8, 0) for g in report.accelerators):
+    backend = report.backend or "tensorflow"
+    ops = OPS[backend].tf32_ops(report.software) if backend in OPS else ()
+    if not ops or not any(cc_tuple(g.compute_capability) >= (8, 0) for g in report.accelerators):
         return None
-    return ("TF32 is on: float32 matmuls and convolutions on this GPU run on tensor "
-            "cores with a 10-bit mantissa (tf.config.experimental."
-            "enable_tensor_float_32_execution(False) turns it off).")
+    what = " and ".join(name for op, name in (("matmul", "matmuls"), ("conv2d", "convolutions"))
+                        if op in ops)
+    return (f"TF32 is on: float32 {what} on this GPU run on tensor "
+            f"cores with a 10-bit mantissa ({TF32_OFF[backend]}).")
 
 
 def xla_on(report):
@@ -73,7 +84,7 @@ def gpu_remarks(gpu):
     return remarks
 
 
-NOTES = (several_tf_distributions, other_keras_backend, tf32_on, xla_on, cpu_quota,
+NOTES = (several_tf_distributions, backend_without_check, tf32_on, xla_on, cpu_quota,
          memory_limit)
 
 

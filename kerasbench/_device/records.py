@@ -126,7 +126,17 @@ class HostInfo(Record):
 
 @dataclasses.dataclass
 class SoftwareInfo(Record):
-    """Versions, build, and the settings that change performance."""
+    """Versions, build, and the settings that change performance.
+
+    The ``tf_*`` fields describe TensorFlow (the tensorflow backend); the
+    ``framework_*`` fields JAX or PyTorch (the jax and torch backends):
+    ``framework_build`` holds the build facts under TensorFlow's build-info
+    keys where they mean the same (``is_cuda_build``, ``cuda_version``,
+    ...), ``framework_settings`` the settings read at run time (default
+    platform, matmul precision, TF32, the framework's device list).
+    ``onednn``, ``tensor_float_32`` and the thread counts are filled by
+    whichever framework has them.
+    """
 
     versions: dict = dataclasses.field(default_factory=dict)
     tensorflow_distributions: list = dataclasses.field(default_factory=list)
@@ -134,6 +144,9 @@ class SoftwareInfo(Record):
     keras_backend_devices: list | None = None
     tf_build: dict | None = None
     tf_build_kind: str | None = None
+    framework_build: dict | None = None
+    framework_build_kind: str | None = None
+    framework_settings: dict | None = None
     onednn: bool | None = None
     xla_jit: str | None = None
     tensor_float_32: bool | None = None
@@ -146,10 +159,15 @@ class SoftwareInfo(Record):
 
 @dataclasses.dataclass
 class GpuInfo(Record):
-    """One GPU TensorFlow can use; ``name`` is what `check` and benchmarks take."""
+    """One GPU the backend can use; ``name`` is what `check` and benchmarks take.
+
+    ``tf_device`` is TensorFlow's name for it, ``backend_device`` JAX's or
+    PyTorch's (``"cuda:0"``, ``"mps"``).
+    """
 
     name: str | None = None
     tf_device: str | None = None
+    backend_device: str | None = None
     model: str | None = None
     compute_capability: str | None = None
     multiprocessors: int | None = None
@@ -238,6 +256,7 @@ class HealthCheck(Record):
     """Result of `DeviceReport.check`.
 
     Attributes:
+        backend: The Keras backend whose framework ran the check.
         ok: False when any device failed (wrong numbers, an op that errors,
             or a GPU that silently ran the work on the CPU). Warnings (low
             throughput or copy bandwidth) leave it True but are listed.
@@ -249,6 +268,7 @@ class HealthCheck(Record):
         tolerances: The correctness tolerances used.
     """
 
+    backend: str | None = None
     ok: bool = True
     status: str = "OK"
     problems: list = dataclasses.field(default_factory=list)

@@ -1,14 +1,16 @@
 """`DeviceReport`: what produced the numbers, and is the GPU really working.
 
 ``DeviceReport.collect()`` gathers facts about the host, the software stack
-and every visible GPU without running any computation; ``report.check()``
+and every GPU the Keras backend in use can see (through TensorFlow, JAX or
+PyTorch) without running any computation; ``report.check()``
 then runs a short health check on each device (correctness of a matmul and a
 convolution against NumPy, achieved matmul TFLOP/s against the theoretical
 peak, and host/device copy bandwidth on GPUs).
 
 Every probe is wrapped: a missing fact is recorded as ``None`` (printed as
 "unknown") and the exception, if any, lands in ``report.probe_errors``.
-Importing this module imports neither TensorFlow nor Keras; `collect` does.
+Importing this module imports no framework and not Keras; `collect` imports
+Keras and the framework of its backend.
 docs/device-report.md explains each field and the check's method.
 """
 
@@ -24,6 +26,7 @@ import warnings
 
 from kerasbench import _validate
 from kerasbench._device import text
+from kerasbench._device.backends import GPU_PROBES, backend_in_use
 from kerasbench._device.diagnosis import UNDETERMINED, explain_no_gpu
 from kerasbench._device.gpu import collect_gpus
 from kerasbench._device.health import device_names, precision_names, run_health_check
@@ -46,9 +49,13 @@ class DeviceReport(Record):
     results, and run `check()` to test every device.
 
     Attributes:
+        backend: The Keras backend the report describes (``"tensorflow"``,
+            ``"jax"``, ``"torch"``, ...): its framework lists the GPUs, gives
+            the software facts and runs the health check. None in reports
+            written before it was recorded (they describe TensorFlow).
         host: `HostInfo`.
         software: `SoftwareInfo`.
-        accelerators: `GpuInfo` for each GPU TensorFlow can use.
+        accelerators: `GpuInfo` for each GPU the backend can use.
         gpu_unavailable_reason: Plain-words reason no GPU is usable, or None
             when at least one is.
         gpu_driver: Driver-level facts (libcuda, cuInit result, CUDA device
@@ -72,6 +79,7 @@ class DeviceReport(Record):
     schema_version: int = SCHEMA_VERSION
     collected_at: str | None = None
     collect_seconds: float | None = None
+    backend: str | None = None
     host: HostInfo = dataclasses.field(default_factory=HostInfo)
     software: SoftwareInfo = dataclasses.field(default_factory=SoftwareInfo)
     accelerators: list = dataclasses.field(default_factory=list)
@@ -83,20 +91,27 @@ class DeviceReport(Record):
 
     _RECORDS = {"host": HostInfo, "software": SoftwareInfo, "health": HealthCheck}
     _RECORD_LISTS = {"accelerators": GpuInfo}
+    _sources = None  # the `Sources` of `collect`, which `check` imports through; not a field
 
     @classmethod
     def collect(cls, probe_gpus=True, sources=None):
         """Collects the report. Cheap: no computation runs on any device.
 
-        Imports TensorFlow and Keras (a few seconds the first time in a
-        process) and asks the CUDA driver and NVML about GPUs. Listing GPUs
-        does not initialise TensorFlow's GPU runtime, so memory growth and
-        visible devices can still be configured afterwards.
+        Imports Keras and the framework of the backend in use (Keras' own
+        ``keras.config.backend()``, or ``KERAS_BACKEND``/keras.json when
+        Keras cannot be imported): TensorFlow, JAX or PyTorch, a few seconds
+        the first time in a process. Then asks that framework, the CUDA
+        driver and NVML about GPUs. With TensorFlow, listing GPUs does not
+        initialise its GPU runtime, so memory growth and visible devices can
+        still be configured afterwards; JAX starts its backends when asked
+        for its devices (as Keras does at its first op).
 
         Args:
             probe_gpus: Whether to look for GPUs at all. False skips the
-                TensorFlow device list, the CUDA driver and NVML; the report
-                then lists only the CPU and says GPUs were not probed.
+                backend's GPU list, the CUDA driver and NVML; the report
+                then lists only the CPU and says GPUs were not probed. (JAX's
+                software facts still ask for its default platform, which
+                starts its backends.)
             sources: Where to read the facts, a `Sources`; None for this
                 machine.
 
@@ -120,12 +135,15 @@ class DeviceReport(Record):
         probes = Probes(timeout_s=sources.timeout_s)
         report = cls(collected_at=datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"))
-        tf, tf_error = _import_tensorflow(probes, sources.import_tensorflow)
+        report._sources = sources
         keras = probes.run("software.keras_import", sources.import_keras)
+        keras_backend, report.backend = backend_in_use(probes, keras, sources.environ)
+        module, error = _import_framework(probes, report.backend, sources)
         report.host = collect_host(probes, sources)
-        report.software = collect_software(probes, tf, keras, sources.environ)
+        report.software = collect_software(probes, report.backend, module, keras, keras_backend,
+                                           sources)
         if probe_gpus:
-            _fill_gpus(report, probes, tf, tf_error, sources)
+            _fill_gpus(report, probes, module, error, sources)
         else:
             report.gpu_unavailable_reason = NOT_PROBED
         report.notes = report_notes(report)
@@ -137,17 +155,18 @@ class DeviceReport(Record):
     def devices(self):
         """Device names a benchmark can target: ``["cpu", "gpu:0", ...]``.
 
-        TensorFlow's GPUs; with another Keras backend (JAX, PyTorch), the
-        GPUs that backend sees (`backend_gpus`) are added, since Keras models
-        run there.
+        The GPUs of the backend the report describes. A report written
+        before the backend was recorded lists TensorFlow's GPUs plus those
+        of another Keras backend (`backend_gpus`).
         """
         names = ["cpu"] + [g.name for g in self.accelerators if g.name]
         return names + [g for g in self.backend_gpus if g not in names]
 
     @property
     def backend_gpus(self):
-        """GPUs of a non-TensorFlow Keras backend, as ``"gpu:N"`` names."""
-        if self.software.keras_backend in (None, "tensorflow"):
+        """In a report without ``backend`` (older versions), the GPUs of a
+        non-TensorFlow Keras backend as ``"gpu:N"`` names; else ``[]``."""
+        if self.backend is not None or self.software.keras_backend in (None, "tensorflow"):
             return []
         out = []
         for d in self.software.keras_backend_devices or []:
@@ -212,9 +231,11 @@ class DeviceReport(Record):
         `HealthCheck.tolerances`); (b) dense matmul throughput is timed per
         precision, TFLOP/s = 2*N^3*iterations/seconds, next to the peak where
         known; (c) on GPUs, host-to-device and device-to-host copy bandwidth
-        is timed. Note that the first use of a GPU initialises TensorFlow's
-        GPU runtime, which by default reserves most of the GPU's memory for
-        this process.
+        is timed. The framework of the report's backend computes (TensorFlow,
+        JAX or PyTorch, imported through the `Sources` given to `collect`).
+        Note that the first use of a GPU initialises the framework's GPU
+        runtime, which (TensorFlow, JAX) by default reserves most of the
+        GPU's memory for this process.
 
         Args:
             devices: None for every device in `devices`, or a name or list of
@@ -243,7 +264,8 @@ class DeviceReport(Record):
         names = device_names(devices, self)
         budget = _validate.number("time_budget_s", time_budget_s, positive=True)
         precisions = precision_names(precisions)
-        self.health = run_health_check(self, names, budget, precisions)
+        self.health = run_health_check(self, names, budget, precisions,
+                                       self._sources or Sources())
         return self.health
 
     def write_tensorboard(self, log_dir, step=0):
@@ -251,7 +273,10 @@ class DeviceReport(Record):
 
         Tags: ``kerasbench/device_report`` (the readable block),
         ``kerasbench/device_report_json`` (`to_json()`), and
-        ``kerasbench/health_check`` when `check()` has run.
+        ``kerasbench/health_check`` when `check()` has run. Written with the
+        ``tensorboard`` package alone, so TensorFlow is neither needed nor
+        started (on a GPU its runtime would claim memory next to JAX's or
+        PyTorch's).
 
         Args:
             log_dir: Directory for the event file (created if missing).
@@ -268,17 +293,20 @@ class DeviceReport(Record):
         """
         log_dir = _validate.path("log_dir", log_dir)
         step = _validate.integer("step", step, minimum=0)
-        import tensorflow as tf
+        from tensorboard.compat.proto import event_pb2
+        from tensorboard.plugins.text.summary_v2 import text_pb
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+        texts = [("kerasbench/device_report", _code_block(str(self))),
+                 ("kerasbench/device_report_json", self.to_json())]
+        if self.health is not None:
+            texts.append(("kerasbench/health_check", _code_block(str(self.health))))
         os.makedirs(log_dir, exist_ok=True)
-        writer = tf.summary.create_file_writer(log_dir)
+        writer = EventFileWriter(log_dir)
         try:
-            with writer.as_default():
-                tf.summary.text("kerasbench/device_report", _code_block(str(self)), step=step)
-                tf.summary.text("kerasbench/device_report_json", self.to_json(), step=step)
-                if self.health is not None:
-                    tf.summary.text("kerasbench/health_check", _code_block(str(self.health)),
-                                    step=step)
+            for tag, block in texts:
+                writer.add_event(event_pb2.Event(wall_time=time.time(), step=step,
+                                                 summary=text_pb(tag, block)))
             writer.flush()
         finally:
             writer.close()
@@ -297,28 +325,38 @@ def _sources(sources):
     return sources
 
 
-def _import_tensorflow(probes, import_tensorflow):
-    """``(tensorflow module, None)``, or ``(None, the import error)``."""
+def _import_framework(probes, backend, sources):
+    """``(the backend's framework module, None)``, ``(None, the import error)``,
+    or ``(None, None)`` for a backend kerasbench lists no devices for."""
+    if backend not in GPU_PROBES:
+        return None, None
+    key = f"software.{backend}_import"
     try:
-        return import_tensorflow(), None
+        return sources.import_framework(backend), None
     except Exception as e:
-        probes.record("software.tensorflow_import", e, limit=300)
-        return None, probes.errors["software.tensorflow_import"]
+        probes.record(key, e, limit=300)
+        return None, probes.errors[key]
 
 
-def _fill_gpus(report, probes, tf, tf_error, sources):
-    """Probes the GPUs; explains why there is none when TensorFlow has none."""
-    report.accelerators, report.gpu_driver, tf_physical = collect_gpus(probes, tf, sources)
+def _fill_gpus(report, probes, module, error, sources):
+    """Probes the GPUs; explains why there is none when the backend has none."""
+    backend = report.backend
+    listed, facts = [], {}
+    if module is not None:
+        listed, facts = probes.run(f"gpu.{backend}", GPU_PROBES[backend], module,
+                                   default=([], {}))
+    report.accelerators, report.gpu_driver = collect_gpus(probes, listed, sources, backend)
     if report.accelerators:
         return
     sw = report.software
-    facts = dict(
-        platform=sys.platform, tf_error=tf_error, tf_version=sw.versions.get("tensorflow"),
-        tf_distributions=sw.tensorflow_distributions, tf_build=sw.tf_build,
-        keras_backend=sw.keras_backend, keras_backend_devices=sw.keras_backend_devices,
+    tf = backend == "tensorflow"
+    facts.update(
+        backend=backend, platform=sys.platform, framework_error=error,
+        version=sw.versions.get(backend), distributions=sw.tensorflow_distributions,
+        build=sw.tf_build if tf else sw.framework_build,
         cuda_visible_devices=sources.environ.get("CUDA_VISIBLE_DEVICES"),
-        driver=report.gpu_driver, tf_physical_gpus=tf_physical,
-        container=report.host.container,
+        jax_platforms=sources.environ.get("JAX_PLATFORMS"),
+        driver=report.gpu_driver, container=report.host.container,
         dev_kfd=os.path.exists(os.path.join(sources.root, "dev/kfd")),
         cuda_probe_error=probes.errors.get("gpu.cuda_driver"),
     )

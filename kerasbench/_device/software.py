@@ -1,18 +1,17 @@
-"""Software probes: versions, Keras backend, TensorFlow build and settings.
+"""Software probes: versions, Keras, TensorFlow's build and settings.
 
-Each probe takes the module it asks (``tf``, ``keras``) or the environment
-mapping it reads, so stand-ins can replace the real ones. `collect_software`
-runs them all.
+Each probe takes the module it asks (``tf``, ``keras``), the environment
+mapping or the package lookup it reads, so stand-ins can replace the real
+ones. `collect_software` runs those of the backend in use: TensorFlow's
+here, JAX's and PyTorch's in ``backends``.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import sys
 
-from kerasbench._device.probing import read_text
+from kerasbench._device.backends import JAX_PLUGINS, fill_jax, fill_torch
 from kerasbench._device.records import SoftwareInfo
 
 # Environment variables that change performance or device visibility; a
@@ -44,16 +43,33 @@ PERF_ENV_VARS = (
     "TF_SET_ONEDNN_FPMATH_MODE",
     "KERAS_BACKEND",
     "LD_LIBRARY_PATH",
+    "JAX_PLATFORMS",
+    "JAX_ENABLE_X64",
+    "JAX_DEFAULT_MATMUL_PRECISION",
+    "XLA_PYTHON_CLIENT_PREALLOCATE",
+    "XLA_PYTHON_CLIENT_MEM_FRACTION",
+    "XLA_PYTHON_CLIENT_ALLOCATOR",
+    "PYTORCH_CUDA_ALLOC_CONF",
+    "PYTORCH_ENABLE_MPS_FALLBACK",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "NVIDIA_TF32_OVERRIDE",
 )
 TF_DISTRIBUTIONS = (
     "tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-intel",
     "tensorflow-macos", "tensorflow-rocm", "intel-tensorflow", "tf-nightly",
     "tf-nightly-cpu",
 )
-EXTRA_DISTRIBUTIONS = (
+# CUDA libraries installed from PyPI, and other packages worth listing next
+# to each backend's framework.
+CUDA_DISTRIBUTIONS = (
     "nvidia-ml-py", "nvidia-cudnn-cu12", "nvidia-cublas-cu12",
-    "nvidia-cuda-runtime-cu12", "tensorflow-metal",
+    "nvidia-cuda-runtime-cu12", "nvidia-cudnn-cu13", "nvidia-cublas-cu13",
 )
+EXTRA_DISTRIBUTIONS = {
+    "tensorflow": CUDA_DISTRIBUTIONS + ("tensorflow-metal",),
+    "jax": JAX_PLUGINS + CUDA_DISTRIBUTIONS,
+    "torch": CUDA_DISTRIBUTIONS,
+}
 _TF_BUILD_KEYS = ("is_cuda_build", "is_rocm_build", "cuda_version", "cudnn_version",
                   "cuda_compute_capabilities")
 
@@ -71,35 +87,6 @@ def dist_version(name):
 def perf_env(environ=os.environ):
     """The `PERF_ENV_VARS` that are set, in that order."""
     return {k: environ[k] for k in PERF_ENV_VARS if k in environ}
-
-
-# ----------------------------------------------------------------------------
-# Keras.
-
-
-def keras_backend_from_config(environ=os.environ):
-    """The backend Keras would pick (KERAS_BACKEND, else keras.json), without Keras."""
-    backend = environ.get("KERAS_BACKEND")
-    if backend:
-        return backend
-    base = environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    text = read_text(os.path.join(base, "keras.json"))
-    if text:
-        return json.loads(text).get("backend")
-    return "tensorflow"
-
-
-def backend_devices(backend, modules=sys.modules):
-    """Devices of a non-TensorFlow Keras backend, when it is already loaded."""
-    if backend == "jax" and "jax" in modules:
-        return [f"{d.platform}:{d.id}" for d in modules["jax"].devices()]
-    if backend == "torch" and "torch" in modules:
-        torch = modules["torch"]
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        return ["cpu"] + [f"cuda:{i}" for i in range(n)]
-    if backend == "numpy":
-        return ["cpu"]
-    return None
 
 
 # ----------------------------------------------------------------------------
@@ -144,38 +131,30 @@ def xla_jit(tf):
 # Collection.
 
 
-def _versions(probes, tf, keras):
+def _versions(probes, backend, module, keras, dist_version):
+    """The backend's framework first, then Keras, NumPy, kerasbench and extras."""
     from kerasbench._version import __version__
 
     numpy = probes.run("software.numpy", importlib.import_module, "numpy")
-    versions = {
-        "tensorflow": getattr(tf, "__version__", None) if tf else None,
-        "keras": getattr(keras, "__version__", None) if keras else None,
-        "numpy": getattr(numpy, "__version__", None),
-        "tensorboard": probes.run("software.tensorboard", dist_version, "tensorboard"),
-        "kerasbench": __version__,
-    }
-    for name in EXTRA_DISTRIBUTIONS:
+    versions = {}
+    if backend in ("tensorflow", "jax", "torch"):
+        versions[backend] = getattr(module, "__version__", None) if module else None
+    if backend == "jax":
+        versions["jaxlib"] = probes.run("software.versions", dist_version, "jaxlib")
+    versions["keras"] = getattr(keras, "__version__", None) if keras else None
+    versions["numpy"] = getattr(numpy, "__version__", None)
+    if backend == "tensorflow":
+        versions["tensorboard"] = probes.run("software.tensorboard", dist_version, "tensorboard")
+    versions["kerasbench"] = __version__
+    for name in EXTRA_DISTRIBUTIONS.get(backend, CUDA_DISTRIBUTIONS):
         version = probes.run("software.versions", dist_version, name)
         if version:
             versions[name] = version
     return versions
 
 
-def _fill_keras(sw, probes, keras, environ):
-    if keras is not None:
-        sw.keras_backend = probes.run("software.keras_backend", keras.config.backend)
-        sw.mixed_precision_policy = probes.run(
-            "software.mixed_precision", lambda: keras.config.dtype_policy().name)
-    else:
-        sw.keras_backend = probes.run("software.keras_backend", keras_backend_from_config,
-                                      environ)
-    if sw.keras_backend and sw.keras_backend != "tensorflow":
-        sw.keras_backend_devices = probes.run(
-            "software.keras_backend_devices", backend_devices, sw.keras_backend)
-
-
-def _fill_tensorflow(sw, probes, tf):
+def fill_tensorflow(sw, probes, tf, dist_version):
+    """Fills `SoftwareInfo` `sw` from TensorFlow."""
     sw.tf_build, sw.tf_build_kind = probes.run("software.build_info", tf_build, tf,
                                                default=(None, None))
     sw.onednn = probes.run("software.onednn", onednn_enabled, tf)
@@ -189,24 +168,32 @@ def _fill_tensorflow(sw, probes, tf):
         "software.threads", lambda: tf.config.threading.get_inter_op_parallelism_threads())
 
 
-def collect_software(probes, tf, keras, environ=os.environ):
-    """Runs every software probe.
+def collect_software(probes, backend, module, keras, keras_backend, sources):
+    """Runs the software probes of `backend`.
 
     Args:
         probes: The `Probes` recording failures.
-        tf: The ``tensorflow`` module, or None when it cannot be imported.
+        backend: The Keras backend the report describes.
+        module: Its framework module (``tensorflow``, ``jax``, ``torch``),
+            or None when it cannot be imported or has none.
         keras: The ``keras`` module, or None.
-        environ: Environment variables.
+        keras_backend: The backend as Keras named it (None if it could not).
+        sources: The `Sources` (environment, installed packages).
 
     Returns:
         A `SoftwareInfo`.
     """
-    sw = SoftwareInfo()
-    sw.versions = _versions(probes, tf, keras)
-    sw.tensorflow_distributions = [
-        d for d in TF_DISTRIBUTIONS if probes.run("software.versions", dist_version, d)]
-    _fill_keras(sw, probes, keras, environ)
-    if tf is not None:
-        _fill_tensorflow(sw, probes, tf)
-    sw.env = perf_env(environ)
+    sw = SoftwareInfo(keras_backend=keras_backend)
+    sw.versions = _versions(probes, backend, module, keras, sources.dist_version)
+    if backend == "tensorflow":
+        sw.tensorflow_distributions = [
+            d for d in TF_DISTRIBUTIONS
+            if probes.run("software.versions", sources.dist_version, d)]
+    if keras is not None:
+        sw.mixed_precision_policy = probes.run(
+            "software.mixed_precision", lambda: keras.config.dtype_policy().name)
+    fill = {"tensorflow": fill_tensorflow, "jax": fill_jax, "torch": fill_torch}.get(backend)
+    if module is not None and fill is not None:
+        fill(sw, probes, module, sources.dist_version)
+    sw.env = perf_env(sources.environ)
     return sw

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import textwrap
 
+from kerasbench._device.frameworks import FRAMEWORKS
+
 WIDTH = 100
 _LABEL_WIDTH = 15
-_MAIN_VERSIONS = ("tensorflow", "keras", "numpy", "tensorboard")
+# The versions on the first "Versions" line, per backend (the rest follow).
+_MAIN_VERSIONS = {
+    "tensorflow": ("tensorflow", "keras", "numpy", "tensorboard"),
+    "jax": ("jax", "jaxlib", "keras", "numpy"),
+    "torch": ("torch", "keras", "numpy"),
+}
 
 
 # ----------------------------------------------------------------------------
@@ -137,10 +144,10 @@ def _host_section(h):
 # Software.
 
 
-def _version_rows(versions):
+def _version_rows(versions, main):
     versions = versions or {}
-    rows = [_row("Versions", ", ".join(f"{k} {unknown(versions.get(k))}" for k in _MAIN_VERSIONS))]
-    extra = [f"{k} {v}" for k, v in versions.items() if k not in _MAIN_VERSIONS and v]
+    rows = [_row("Versions", ", ".join(f"{k} {unknown(versions.get(k))}" for k in main))]
+    extra = [f"{k} {v}" for k, v in versions.items() if k not in main and v]
     if extra:
         rows.append(_row("", ", ".join(extra)))
     return rows
@@ -155,24 +162,86 @@ def _tf_build(s):
             f"{unknown(b.get('cudnn_version'))}, for {targets})")
 
 
-def _software_section(s):
-    lines = ["Software"] + _version_rows(s.versions)
-    if s.tensorflow_distributions:
-        lines.append(_row("TF package", ", ".join(s.tensorflow_distributions)))
-    devices = s.keras_backend_devices
-    lines += [
-        _row("Keras backend", unknown(s.keras_backend)
-             + (f" (devices: {', '.join(devices)})" if devices else "")),
+def _threads_row(s):
+    return _row("Threads", f"intra-op {_threads(s.intra_op_threads)}, "
+                f"inter-op {_threads(s.inter_op_threads)}")
+
+
+def _tensorflow_rows(s):
+    return [
         _row("TF build", _tf_build(s)),
         _row("oneDNN", _on_off(s.onednn)),
         _row("XLA JIT", unknown(s.xla_jit)),
         _row("Precision", f"policy {unknown(s.mixed_precision_policy)}, "
              f"TF32 {_on_off(s.tensor_float_32)}, op determinism {_on_off(s.op_determinism)}"),
-        _row("Threads", f"intra-op {_threads(s.intra_op_threads)}, "
-             f"inter-op {_threads(s.inter_op_threads)}"),
-        _row("Environment", "; ".join(f"{k}={v}" for k, v in s.env.items())
-             or "no performance variables set"),
+        _threads_row(s),
     ]
+
+
+def _jax_rows(s):
+    b, settings = s.framework_build or {}, s.framework_settings or {}
+    plugins = ", ".join(b.get("plugins") or [])
+    if s.framework_build_kind == "CPU-only":
+        build = (f"CPU-only (jaxlib {unknown(b.get('jaxlib_version'))}; no CUDA or ROCm "
+                 "plugin installed)")
+    else:
+        build = f"{unknown(s.framework_build_kind)} build" + (f" ({plugins})" if plugins else "")
+    precision = settings.get("default_matmul_precision") or "default"
+    return [
+        _row("JAX build", build),
+        _row("JAX platform", f"{unknown(settings.get('default_backend'))} (default backend)"),
+        _row("Precision", f"policy {unknown(s.mixed_precision_policy)}, default matmul "
+             f"precision {precision}, x64 {_on_off(settings.get('x64'))}"),
+    ]
+
+
+def _torch_build(s):
+    b = s.framework_build or {}
+    if s.framework_build_kind == "CUDA":
+        targets = ", ".join(b.get("cuda_compute_capabilities") or []) or "unknown"
+        build = (f"CUDA build (CUDA {unknown(b.get('cuda_version'))}, cuDNN "
+                 f"{unknown(b.get('cudnn_version'))}, for {targets})")
+    elif s.framework_build_kind == "ROCm":
+        build = f"ROCm build (HIP {unknown(b.get('hip_version'))})"
+    else:
+        build = unknown(s.framework_build_kind)
+    extras = [name for key, name in (("mkl", "MKL"), ("openmp", "OpenMP"), ("mps_built", "MPS"))
+              if b.get(key)]
+    return build + (f"; with {', '.join(extras)}" if extras else "")
+
+
+def _torch_rows(s):
+    settings = s.framework_settings or {}
+    return [
+        _row("Torch build", _torch_build(s)),
+        _row("oneDNN", _on_off(s.onednn)),
+        _row("Precision", f"policy {unknown(s.mixed_precision_policy)}, float32 matmul "
+             f"precision {unknown(settings.get('float32_matmul_precision'))}, TF32 matmul "
+             f"{_on_off(settings.get('tf32_matmul'))}, cuDNN TF32 "
+             f"{_on_off(settings.get('tf32_cudnn'))}"),
+        _threads_row(s),
+    ]
+
+
+def _other_rows(s):
+    return [_row("Precision", f"policy {unknown(s.mixed_precision_policy)}")]
+
+
+_FRAMEWORK_ROWS = {"tensorflow": _tensorflow_rows, "jax": _jax_rows, "torch": _torch_rows}
+
+
+def _software_section(s, backend):
+    backend = backend or "tensorflow"  # reports from before the backend was recorded
+    lines = ["Software"] + _version_rows(s.versions,
+                                         _MAIN_VERSIONS.get(backend, ("keras", "numpy")))
+    if s.tensorflow_distributions:
+        lines.append(_row("TF package", ", ".join(s.tensorflow_distributions)))
+    devices = s.keras_backend_devices
+    lines.append(_row("Keras backend", unknown(s.keras_backend)
+                      + (f" (devices: {', '.join(devices)})" if devices else "")))
+    lines += _FRAMEWORK_ROWS.get(backend, _other_rows)(s)
+    lines.append(_row("Environment", "; ".join(f"{k}={v}" for k, v in s.env.items())
+                      or "no performance variables set"))
     return lines
 
 
@@ -235,8 +304,17 @@ def _no_gpu_row(r):
     return _row("GPUs", "none. " + reason)
 
 
+def _backend_row(backend):
+    if backend is None:  # reports from before the backend was recorded
+        return []
+    if backend in FRAMEWORKS:
+        return [_row("Backend", f"{backend}: GPUs listed and checked through "
+                     f"{FRAMEWORKS[backend]}")]
+    return [_row("Backend", f"{backend}: kerasbench lists only the CPU for it")]
+
+
 def _accelerator_section(r):
-    lines = ["Accelerators"]
+    lines = ["Accelerators"] + _backend_row(r.backend)
     if r.gpu_driver:
         lines.append(_row("Driver", _driver(r.gpu_driver)))
     for g in r.accelerators:
@@ -277,7 +355,7 @@ def format_report(r):
     """The readable block of a `DeviceReport` (``str(report)``)."""
     lines = [f"kerasbench device report ({r.collected_at or 'time unknown'})"]
     lines += _host_section(r.host)
-    lines += _software_section(r.software)
+    lines += _software_section(r.software, r.backend)
     lines += _accelerator_section(r)
     lines += _notes_section(r.notes)
     lines += _probe_errors_section(r.probe_errors)
@@ -329,6 +407,8 @@ def format_health(hc):
     """The readable block of a `HealthCheck` (``str(result)``)."""
     lines = [f"Health check: {hc.status} ({unknown(hc.elapsed_s)} s, timed loops sized to "
              f"{unknown(hc.time_budget_s)} s)"]
+    if hc.backend:
+        lines.append(f"  Backend: {hc.backend} ({FRAMEWORKS.get(hc.backend, hc.backend)})")
     for d in hc.devices:
         lines += _device_health_lines(d)
     if hc.problems:
