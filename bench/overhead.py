@@ -39,7 +39,7 @@ HOOKS = ("on_train_batch_begin", "on_train_batch_end")
 
 
 class NaiveTensorBoard(keras.callbacks.Callback):
-    """What the issue measured: two eager tf.summary.scalar calls per step."""
+    """The naive design: two eager tf.summary.scalar calls per step."""
 
     def __init__(self, log_dir):
         super().__init__()

@@ -247,8 +247,8 @@ class DeviceReport(Record):
             precisions: Subset of ``("fp32", "fp16", "bf16")``; None for all.
 
         Returns:
-            A `HealthCheck`; ``str()`` of it starts with "OK" or says what is
-            wrong.
+            A `HealthCheck`; ``str()`` of it starts with "Health check: OK"
+            (or WARNING/FAIL) and ends with what is wrong.
 
         Raises:
             ValueError: If a device is not available, the budget is not a

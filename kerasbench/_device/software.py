@@ -85,8 +85,12 @@ def dist_version(name):
 
 
 def perf_env(environ=os.environ):
-    """The `PERF_ENV_VARS` that are set, in that order."""
-    return {k: environ[k] for k in PERF_ENV_VARS if k in environ}
+    """The `PERF_ENV_VARS` the user set, in that order: a variable kerasbench
+    itself set (listed as ``NAME=VALUE`` in ``KERASBENCH_SET_ENV``) is left out
+    while it still holds kerasbench's value."""
+    ours = dict(item.split("=", 1) for item in environ.get("KERASBENCH_SET_ENV", "").split(",")
+                if "=" in item)
+    return {k: environ[k] for k in PERF_ENV_VARS if k in environ and ours.get(k) != environ[k]}
 
 
 # ----------------------------------------------------------------------------

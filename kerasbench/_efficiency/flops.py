@@ -118,7 +118,13 @@ def _tensorflow(model, inputs, train):
     graph = tf.function(step).get_concrete_function(specs).graph
     options = option_builder.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    return model_analyzer.profile(graph, options=options).total_float_ops, None
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # the profiler warns of a deprecated TF1 helper it uses
+    try:
+        return model_analyzer.profile(graph, options=options).total_float_ops, None
+    finally:
+        logger.setLevel(level)
 
 
 def _jax(model, inputs, train):

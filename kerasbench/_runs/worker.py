@@ -49,6 +49,17 @@ OOM_PATTERN = re.compile(
 MAX_MESSAGE = 2000
 
 
+def quiet_tensorflow(environ):
+    """Quiets TensorFlow's C++ start-up lines unless the user chose a level,
+    and records in ``KERASBENCH_SET_ENV`` that kerasbench set it (so the device
+    report lists only what the user set)."""
+    if "TF_CPP_MIN_LOG_LEVEL" in environ:
+        return
+    environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    ours = [item for item in environ.get("KERASBENCH_SET_ENV", "").split(",") if item]
+    environ["KERASBENCH_SET_ENV"] = ",".join(ours + ["TF_CPP_MIN_LOG_LEVEL=3"])
+
+
 def status_of(error):
     """``"oom"`` when ``error`` (an exception) says memory ran out, else ``"error"``."""
     text = f"{type(error).__name__}: {error}"
@@ -256,7 +267,7 @@ def main(argv=None):
     if len(argv) != 1:
         print("usage: python -m kerasbench._runs.worker ANSWER_PATH", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow(os.environ)
     line = sys.stdin.readline()
     _die_with_parent()
     message = json.loads(line)
@@ -325,7 +336,7 @@ def call(config, *, machine, modules=(), device_report=None, timeout_s=None, ver
 def _spawn(command, config, message, answer_path, log_path, timeout_s):
     """Runs the worker; its exit code, or ``None`` if it timed out."""
     env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow(env)
     if config.backend is not None:
         env["KERAS_BACKEND"] = config.backend
     log = open(log_path, "wb") if log_path is not None else None
