@@ -215,6 +215,19 @@ class RunConfig:
                              f"{info.name}. Received: image_size={image_size}")
         return image_size
 
+    def check_device(self, device):
+        """Raises ValueError if the precision or data format cannot run on ``device``."""
+        if device == "cpu" and self.precision == "fp16":
+            raise ValueError(
+                "`precision='fp16'` is emulated on CPUs and takes minutes per step (one "
+                "ResNet-50 training step took over 500 s here); use precision='bf16' on "
+                "CPUs or run fp16 on a GPU. Received: precision='fp16', device='cpu'")
+        if device == "cpu" and self.data_format == "channels_first":
+            raise ValueError(
+                "`data_format='channels_first'` is not supported on CPUs (TensorFlow's "
+                "CPU pooling and convolution kernels need channels_last); use it on a "
+                "GPU. Received: data_format='channels_first', device='cpu'")
+
     def _replicas(self, backend, device, available):
         """How many replicas run: 1 without a strategy; see ``num_devices``."""
         if self.strategy == "none":
@@ -258,16 +271,7 @@ class RunConfig:
                 strategy cannot run here.
         """
         image_size = self.check_model(info)
-        if device == "cpu" and self.precision == "fp16":
-            raise ValueError(
-                "`precision='fp16'` is emulated on CPUs and takes minutes per step (one "
-                "ResNet-50 training step took over 500 s here); use precision='bf16' on "
-                "CPUs or run fp16 on a GPU. Received: precision='fp16', device='cpu'")
-        if device == "cpu" and self.data_format == "channels_first":
-            raise ValueError(
-                "`data_format='channels_first'` is not supported on CPUs (TensorFlow's "
-                "CPU pooling and convolution kernels need channels_last); use it on a "
-                "GPU. Received: data_format='channels_first', device='cpu'")
+        self.check_device(device)
         warmup = self.warmup_steps
         return self.replace(
             model=info.name, device=device, image_size=image_size, backend=backend,
