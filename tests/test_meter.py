@@ -299,11 +299,139 @@ def test_plan_checks_its_argument():
 
 def test_bad_observations_raise_keras_style_messages():
     meter = PhaseMeter("train", warmup_steps=0)
-    meter.start(1.0)
-    with pytest.raises(ValueError, match=re.escape(
-            "`duration_s` must be a positive number. Received: duration_s=-1.0")):
-        meter.step(0.0)  # a clock that ran backwards
     meter.start(0.0)
     with pytest.raises(ValueError, match=re.escape(
             "`samples` must be a non-negative integer or None. Received: samples=-4")):
         meter.step(1.0, 1, -4)
+
+
+# ------------------------------------------------- clock readings of any kind
+
+
+def test_a_reading_without_advance_is_timed_with_the_next():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(0.0)
+    assert meter.step(1.0, 1, 8) == (1.0, True)
+    assert meter.step(1.0, 1, 8) == (0.0, True)  # the clock did not advance
+    meter.step(2.0, 1, 8)
+    assert meter.observations() == [(1.0, 1, 8), (1.0, 2, 16)]
+    r = meter.result()
+    assert (r.steps, r.samples, r.time_s) == (3, 24, 2.0)
+    assert any("did not advance (or gave no usable reading) during 1 steps" in n
+               for n in r.notes)
+
+
+@pytest.mark.parametrize("reading", [float("nan"), float("inf"), float("-inf")])
+def test_a_reading_that_is_not_finite_is_timed_with_the_next(reading):
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(0.0)
+    meter.step(1.0, 1, 8)
+    meter.step(reading, 1, 8)
+    meter.step(3.0, 1, 8)
+    assert meter.observations() == [(1.0, 1, 8), (2.0, 2, 16)]
+
+
+def test_pending_steps_without_advance_join_the_last_pending_one():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(0.0)
+    meter.settle(None)  # nothing pending: nothing happens
+    meter.step(1.0, 1, PENDING)
+    meter.step(1.5, 1, PENDING)
+    meter.step(1.5, 1, PENDING)  # no advance: its count comes with the next settle
+    assert meter.pending_steps == 2
+    settled = meter.settle(48, boundary=True)
+    assert [(d, k, n) for d, k, n, _ in settled] == [(1.0, 1, 16), (0.5, 2, 32)]
+    assert meter.result().samples == 48
+
+
+def test_a_clock_set_back_leaves_the_step_out_and_measures_on():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(10.0)
+    meter.step(11.0, 1, 8)
+    assert meter.step(5.0, 1, 8) == (-6.0, True)  # set back: this step's time is unknown
+    meter.step(5.5, 1, 8)
+    meter.step(6.0, 1, PENDING)
+    meter.step(2.0, 1, PENDING)  # set back again, with its count pending
+    meter.step(3.0, 1, PENDING)
+    settled = meter.settle(24)
+    assert [(d, k, n) for d, k, n, _ in settled] == [(0.5, 1, 8), (None, 1, 8), (1.0, 1, 8)]
+    r = meter.result()
+    assert (r.steps, r.samples, r.time_s) == (4, 32, 3.0)
+    assert meter.steps_done == 6
+    assert any("2 steps left out of the statistics: the clock went backwards" in n
+               for n in r.notes)
+
+
+def test_steps_without_advance_at_an_epoch_end_are_left_out():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(0.0)
+    meter.step(1.0, 1, 8)
+    meter.step(1.0, 1, 8)
+    meter.pause()
+    meter.start(5.0)
+    meter.step(6.0, 1, 8)
+    r = meter.result()
+    assert (r.steps, r.samples) == (2, 16)
+    assert any("1 steps left out of the statistics: the clock did not advance between them "
+               "and the end of their epoch" in n for n in r.notes)
+
+
+def test_no_step_timed_is_a_clear_error():
+    meter = PhaseMeter("train", warmup_steps=1)
+    meter.start(5.0)
+    for _ in range(3):
+        meter.step(5.0, 1, 8)  # a stuck clock
+    with pytest.raises(ValueError, match="none of the 3 steps could be timed"):
+        meter.result()
+
+
+# --------------------------------------------------------------- memory
+
+
+def test_warmup_observations_are_capped_and_summed():
+    meter = PhaseMeter("train", warmup_steps=1000, capacity=10)
+    meter.start(0.0)
+    for i in range(1, 101):
+        meter.step(float(i), 1, 4)
+        assert meter.held_observations <= 10
+    r = meter.result()
+    # 50 steps would be measured; the last 10 are all that is kept.
+    assert (r.warmup_steps, r.steps, r.samples) == (90, 10, 40)
+    assert r.warmup_time_s == pytest.approx(90.0) and r.first_step_s == 1.0
+    assert len(meter.observations()) == 10
+    assert any("shortened from 1000 to 90" in n for n in r.notes)
+    assert any("only the last 10 warmup observations are kept" in n for n in r.notes)
+
+
+def test_a_short_phase_with_a_capped_warmup_is_resplit_exactly():
+    meter = PhaseMeter("train", warmup_steps=100, capacity=10)
+    meter.start(0.0)
+    for i in range(1, 13):
+        meter.step(float(i), 1, 4)
+    r = meter.result()  # 12 steps: 6 warmup (2 of them evicted sums), 6 measured
+    assert (r.warmup_steps, r.steps, r.samples) == (6, 6, 24)
+    assert not any("only the last" in n for n in r.notes)
+
+
+def test_held_observations_count_every_kind():
+    meter = PhaseMeter("train", warmup_steps=2, capacity=3)
+    meter.start(0.0)
+    for t in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0):
+        meter.step(t, 1, 4)
+    meter.step(7.0, 1, PENDING)
+    assert (meter.held_observations, meter.pending_observations) == (2 + 3 + 1, 1)
+
+
+def test_discard_pending_and_notes():
+    meter = PhaseMeter("train", warmup_steps=0)
+    meter.start(0.0)
+    meter.step(1.0, 1, 4)
+    meter.step(2.0, 2, PENDING)
+    meter.step(2.0, 1, PENDING)  # not timed yet
+    assert meter.discard_pending() == 3
+    meter.note("a remark")
+    meter.note("a remark")
+    r = meter.result()
+    assert r.steps == 1 and r.notes.count("a remark") == 1
+    with pytest.raises(ValueError, match="`text` must be a non-empty string"):
+        meter.note("")

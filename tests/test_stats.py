@@ -239,7 +239,7 @@ def test_bounded_memory_keeps_totals_exact():
     r = StepRecorder(capacity=50)
     for d in durations:
         r.add(d, 1, 16)
-    assert len(r.step_times_s) == 50
+    assert len(r.step_times_s) == 50 and r.stored == 50
 
 
 def test_reservoir_is_repeatable():

@@ -7,7 +7,9 @@ first step and epoch boundaries can be tested with a fake clock.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
 
 from kerasbench import _validate
 from kerasbench._timing.stats import (
@@ -18,6 +20,8 @@ from kerasbench._timing.stats import (
 )
 
 DEFAULT_WARMUP_STEPS = 10
+
+_INF = math.inf
 
 
 def effective_warmup(requested, total_steps):
@@ -130,6 +134,15 @@ def split_count(total, steps, batch_size, boundary):
     return counts, False
 
 
+def _combined(a, b):
+    """Sample count of observations timed together: a sum, `PENDING` or ``None``."""
+    if a is None or b is None:
+        return None
+    if a is PENDING or b is PENDING:
+        return PENDING if a is b else None
+    return a + b
+
+
 class PhaseMeter:
     """Measures one phase from clock readings passed in by the caller.
 
@@ -143,12 +156,26 @@ class PhaseMeter:
     Sample counts can be given with each step, or left `PENDING` and given
     for several steps at once with `settle` (see `split_count`).
 
+    Clock readings are taken as they come, and none of them raises: a
+    reading that does not advance (a clock coarser than the steps) or is not
+    a finite number times the step together with the next observation (or,
+    at a `settle`, with the previous pending one), so no time and no sample
+    is lost; a reading behind the previous one (an adjusted clock) leaves
+    that step out of the statistics and restarts the interval there. The
+    result's notes count both.
+
+    Memory is bounded whatever the phase's length: ``capacity`` measured
+    observations (`StepRecorder`), the latest ``capacity`` warmup
+    observations (older ones are kept as sums) and the pending ones, which
+    the caller settles (`held_observations`).
+
     Args:
         phase: Name of the phase, used in results and messages.
         warmup_steps: Steps to exclude at the start, ``>= 0``.
         total_steps: Steps the phase will run, when known in advance; the
             warmup is then capped at half of them from the first step.
-        capacity: Observations kept for order statistics (`StepRecorder`).
+        capacity: Observations kept for order statistics (`StepRecorder`),
+            and warmup observations kept for re-splitting a short phase.
 
     Raises:
         ValueError: On an invalid argument value.
@@ -180,8 +207,16 @@ class PhaseMeter:
         #: Whether batch sizes were seen to vary inside an epoch.
         self.varying = False
         self._recorder = StepRecorder(capacity)
-        self._warmup = []
+        # The latest warmup observations (what re-splitting a short phase
+        # needs); the steps and time of older ones are kept as sums.
+        self._warmup = collections.deque(maxlen=self.capacity)
+        self._evicted_steps = 0
+        self._evicted_time = 0.0
         self._pending = []
+        # (in_warmup, steps, samples) of steps read without a clock advance.
+        self._carry = None
+        self._unclocked = {"merged": 0, "backwards": 0, "untimed": 0}
+        self._notes = []
         self._split_steps = 0
         self._prev_per_step = None
         self._t_last = None
@@ -202,6 +237,17 @@ class PhaseMeter:
         """Steps recorded as `PENDING` and not yet settled."""
         return sum(k for _, k, _ in self._pending)
 
+    @property
+    def pending_observations(self):
+        """Observations recorded as `PENDING` and not yet settled."""
+        return len(self._pending)
+
+    @property
+    def held_observations(self):
+        """Observations held in memory: the recorder's, the kept warmup ones
+        and the pending ones; at most ``2 * capacity + pending_observations``."""
+        return self._recorder.stored + len(self._warmup) + len(self._pending)
+
     def start(self, t):
         """Opens a step interval at clock reading ``t`` unless one is open."""
         if self._t_last is None:
@@ -211,7 +257,10 @@ class PhaseMeter:
         """Closes the interval: time until the next `start` is not counted.
 
         Settle pending observations before: a pause marks an epoch boundary.
+        Steps read since the last clock advance are left out (their time is
+        unknown).
         """
+        self._drop_carry()
         self._t_last = None
         self._prev_per_step = None
 
@@ -225,8 +274,12 @@ class PhaseMeter:
                 `PENDING` when they will be given to `settle`.
 
         Returns:
-            ``(duration_s, measured)``: the observation's duration, and
-            whether it counts toward the statistics (False during warmup).
+            ``(duration_s, measured)``: the time since the previous reading,
+            and whether the steps count toward the statistics (False during
+            warmup). A duration that is not a positive finite number marks an
+            unusable reading: the steps are timed with a neighbouring
+            observation, or left out if the clock went backwards (see the
+            class description).
 
         Raises:
             RuntimeError: If no interval is open (`start` was not called).
@@ -234,16 +287,53 @@ class PhaseMeter:
         if self._t_last is None:
             raise RuntimeError(f"{self.phase}: step() called before start().")
         duration = t - self._t_last
+        if not 0 < duration < _INF:
+            return self._unclocked_step(t, duration, steps, samples)
         self._t_last = t
-        if self.first_step_s is None:
-            self.first_step_s = duration
         in_warmup = self.steps_done < self.warmup_steps
         self.steps_done += steps
+        if self._carry is not None:
+            in_warmup, steps, samples = self._merge_carry(steps, samples)
+        if self.first_step_s is None:
+            self.first_step_s = duration
         if samples is PENDING:
             self._pending.append((duration, steps, in_warmup))
         else:
             self._commit(duration, steps, samples, in_warmup)
         return duration, not in_warmup
+
+    def _unclocked_step(self, t, duration, steps, samples):
+        in_warmup = self.steps_done < self.warmup_steps
+        self.steps_done += steps
+        if duration < 0 and t > -_INF:
+            # A finite reading behind the previous one: the clock was set
+            # back, so these steps' time is unknown. Measure on from here.
+            if self._carry is not None:
+                _, carried, carried_samples = self._carry
+                steps, samples = steps + carried, _combined(carried_samples, samples)
+                self._carry = None
+            self._t_last = t
+            if samples is PENDING:  # its count arrives with the others': keep its place
+                self._pending.append((None, steps, in_warmup))
+            else:
+                self._unclocked["backwards"] += steps
+        elif self._carry is None:
+            self._carry = (in_warmup, steps, samples)
+        else:
+            first_in_warmup, carried, carried_samples = self._carry
+            self._carry = (first_in_warmup, carried + steps, _combined(carried_samples, samples))
+        return duration, not in_warmup
+
+    def _merge_carry(self, steps, samples):
+        in_warmup, carried, carried_samples = self._carry
+        self._carry = None
+        self._unclocked["merged"] += carried
+        return in_warmup, steps + carried, _combined(carried_samples, samples)
+
+    def _drop_carry(self):
+        if self._carry is not None:
+            self._unclocked["untimed"] += self._carry[1]
+            self._carry = None
 
     def settle(self, samples, boundary=False, running_rates=True):
         """Gives the sample count of all `PENDING` observations.
@@ -258,11 +348,23 @@ class PhaseMeter:
         Returns:
             The settled observations as ``(duration_s, steps, samples,
             running_rate)`` tuples, oldest first, where ``running_rate`` is
-            `running_rate` just after the observation (``None`` in warmup).
+            `running_rate` just after the observation (``None`` in warmup),
+            and ``duration_s`` is ``None`` for steps left out because the
+            clock went backwards. With nothing pending, ``[]`` (and
+            ``samples`` is ignored).
         """
         pending, self._pending = self._pending, []
         if not pending:
             return []
+        if self._carry is not None and self._carry[2] is PENDING:
+            # Steps read without a clock advance after the last pending one:
+            # its interval ends where theirs does, so timing them together is
+            # exact, and the count being settled includes their samples.
+            duration, k, in_warmup = pending[-1]
+            pending[-1] = (duration, k + self._carry[1], in_warmup)
+            if duration is not None:
+                self._unclocked["merged"] += self._carry[1]
+            self._carry = None
         steps = [k for _, k, _ in pending]
         if samples is None:
             counts = [None] * len(steps)
@@ -277,10 +379,35 @@ class PhaseMeter:
                     self._split_steps += sum(steps)
         settled = []
         for (duration, k, in_warmup), s in zip(pending, counts):
+            if duration is None:
+                self._unclocked["backwards"] += k
+                settled.append((None, k, s, None))
+                continue
             self._commit(duration, k, s, in_warmup)
             running = self._recorder.rate() if running_rates and not in_warmup else None
             settled.append((duration, k, s, running))
         return settled
+
+    def discard_pending(self):
+        """Forgets the pending observations and the steps not yet timed.
+
+        For a phase that ended abnormally, whose sample count will not be
+        read. The caller says why with `note`.
+
+        Returns:
+            The number of steps forgotten (left out of the statistics).
+        """
+        forgotten = sum(k for _, k, _ in self._pending)
+        if self._carry is not None:
+            forgotten += self._carry[1]
+        self._pending, self._carry = [], None
+        return forgotten
+
+    def note(self, text):
+        """Adds a plain-language remark to the result (once, however often given)."""
+        text = _validate.text("text", text)
+        if text not in self._notes:
+            self._notes.append(text)
 
     def _learn_batch_size(self, steps, samples):
         per_step = samples / steps
@@ -293,8 +420,13 @@ class PhaseMeter:
         self._prev_per_step = per_step
 
     def _commit(self, duration, steps, samples, in_warmup):
-        if in_warmup:  # a few steps only: the full check costs nothing that counts
-            self._warmup.append(checked_observation(duration, steps, samples))
+        if in_warmup:  # the full check costs nothing that counts here
+            observation = checked_observation(duration, steps, samples)
+            if len(self._warmup) == self.capacity:
+                evicted_duration, evicted_steps, _ = self._warmup[0]
+                self._evicted_steps += evicted_steps
+                self._evicted_time += evicted_duration
+            self._warmup.append(observation)
         else:
             self._recorder.add(duration, steps, samples)
 
@@ -321,13 +453,13 @@ class PhaseMeter:
         Returns:
             A list of ``(duration_s, steps, samples)`` tuples, ``samples``
             ``None`` where unknown: the observations taken during warmup
-            (as planned while running, before any shortening by `result`),
-            then the measured ones. `PENDING` observations are left out
-            until settled. Beyond ``capacity`` measured observations the
-            measured part is the recorder's uniform sample (see
-            `StepRecorder`), no longer in order.
+            (as planned while running, before any shortening by `result`;
+            the latest ``capacity`` of them), then the measured ones.
+            `PENDING` observations are left out until settled. Beyond
+            ``capacity`` measured observations the measured part is the
+            recorder's uniform sample (see `StepRecorder`), no longer in order.
         """
-        return self._warmup + self._recorder.records()
+        return list(self._warmup) + self._recorder.records()
 
     def result(self):
         """Computes the phase's `ThroughputResult`.
@@ -335,29 +467,54 @@ class PhaseMeter:
         If the phase turned out shorter than twice the requested warmup, the
         warmup is cut to half of the steps (see `effective_warmup`) and a note
         says so; a phase of a single observation is measured whole, its
-        compile time included, with a note.
+        compile time included, with a note. Steps read after the last clock
+        advance are left out, with a note.
 
         Raises:
-            ValueError: If no step was recorded.
+            ValueError: If no step was recorded, or none could be timed.
+            RuntimeError: If observations are still pending (`settle` first).
         """
-        if self.first_step_s is None:
-            raise ValueError(f"{self.phase}: no steps were run, so there is nothing to report.")
         if self._pending:
             raise RuntimeError(f"{self.phase}: settle() the pending observations first.")
-        notes = []
-        recorder, warmup = self._recorder, self._warmup
+        self._drop_carry()
+        if not self._warmup and self._recorder.observations == 0:
+            if self.steps_done == 0:
+                raise ValueError(f"{self.phase}: no steps were run, so there is nothing "
+                                 "to report.")
+            raise ValueError(
+                f"{self.phase}: none of the {self.steps_done} steps could be timed (the "
+                "clock did not advance or went backwards), so there is nothing to report.")
+        recorder, warmup = self._recorder, list(self._warmup)
         target = effective_warmup(self.requested_warmup, self.steps_done)
         shorter = target < self.warmup_steps or recorder.observations == 0
         if shorter and recorder.observations <= recorder.capacity:
             recorder, warmup = self._rebuild(target)
-        used = sum(k for _, k, _ in warmup)
+        used = self._evicted_steps + sum(k for _, k, _ in warmup)
+        stats = recorder.summary()
+        return ThroughputResult(
+            **{f.name: getattr(stats, f.name) for f in dataclasses.fields(StepStats)},
+            phase=self.phase,
+            warmup_steps=used,
+            warmup_time_s=self._evicted_time + sum(d for d, _, _ in warmup),
+            first_step_s=self.first_step_s,
+            step_times_s=tuple(recorder.step_times_s),
+            notes=tuple(self._result_notes(used, target, shorter, recorder)),
+        )
+
+    def _result_notes(self, used, target, shorter, recorder):
+        notes = []
         if used < self.requested_warmup:
             notes.append(
                 f"warmup shortened from {self.requested_warmup} to {used} steps: the "
                 f"{self.phase} phase ran {self.steps_done} steps and at most half "
                 f"of a phase is warmup"
             )
-        if not warmup:
+        if shorter and used > target and self._evicted_steps:
+            notes.append(
+                f"only the last {self.capacity} warmup observations are kept "
+                f"(max_recorded_steps), so {used} of the {self.steps_done} steps stayed warmup"
+            )
+        if used == 0:
             notes.append(
                 "the statistics include the first step, whose time includes tracing "
                 "and compilation: run more steps for a steady-state figure"
@@ -374,21 +531,25 @@ class PhaseMeter:
                 "sample counts unknown: rates are in steps/sec; pass batch_size=... "
                 "to ThroughputCallback for images/sec"
             )
-        stats = recorder.summary()
-        return ThroughputResult(
-            **{f.name: getattr(stats, f.name) for f in dataclasses.fields(StepStats)},
-            phase=self.phase,
-            warmup_steps=used,
-            warmup_time_s=sum(d for d, _, _ in warmup),
-            first_step_s=self.first_step_s,
-            step_times_s=tuple(recorder.step_times_s),
-            notes=tuple(notes),
-        )
+        unclocked = self._unclocked
+        if unclocked["merged"]:
+            notes.append(
+                f"the clock did not advance (or gave no usable reading) during "
+                f"{unclocked['merged']} steps: each was timed together with a neighbouring "
+                "step (a clock coarser than the steps)"
+            )
+        if unclocked["backwards"]:
+            notes.append(f"{unclocked['backwards']} steps left out of the statistics: the "
+                         "clock went backwards during them")
+        if unclocked["untimed"]:
+            notes.append(f"{unclocked['untimed']} steps left out of the statistics: the clock "
+                         "did not advance between them and the end of their epoch")
+        return notes + self._notes
 
     def _rebuild(self, target):
         """Re-splits warmup and measured observations for a smaller warmup."""
         observations = self.observations()
-        split, done = 0, 0
+        split, done = 0, self._evicted_steps
         while split < len(observations) - 1 and done < target:
             done += observations[split][1]
             split += 1

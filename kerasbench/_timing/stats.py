@@ -273,6 +273,11 @@ class StepRecorder:
                 self._steps[slot] = record[1]
                 self._samples[slot] = record[2]
 
+    @property
+    def stored(self):
+        """Observations held for order statistics: at most ``capacity``."""
+        return len(self._durations)
+
     def records(self):
         """Stored observations as ``(duration_s, steps, samples)`` tuples.
 
