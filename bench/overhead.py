@@ -17,6 +17,7 @@ compiling its write function (once per process), opening an event file
 
     python bench/overhead.py                # about 2 minutes
     python bench/overhead.py --rounds 3     # quicker, wider interval
+    KERAS_BACKEND=jax python bench/overhead.py   # on another backend (no naive tf.summary row)
 """
 
 import argparse
@@ -30,7 +31,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+if BACKEND == "tensorflow":  # the naive tf.summary configuration needs it
+    import tensorflow as tf  # noqa: E402
 
 import kerasbench  # noqa: E402
 from kerasbench._timing.stats import mean_confidence_interval  # noqa: E402
@@ -94,7 +97,8 @@ def tensorboard_costs(tmp, repeats=5, rows=400):
     _tensorboard._write_fn = None  # the first open traces the write function again
     opens, per_value = [], []
     for i in range(repeats):
-        log = _tensorboard.ScalarLog(os.path.join(tmp, f"costs{i}"), _TB_TAGS)
+        log = _tensorboard.ScalarLog(os.path.join(tmp, f"costs{i}"), _TB_TAGS,
+                                     writer=_tensorboard.default_writer(BACKEND))
         t = time.perf_counter()
         log.open()
         opens.append(time.perf_counter() - t)
@@ -142,8 +146,9 @@ def main():
         "callback": lambda i: kerasbench.ThroughputCallback(verbose=0),
         "callback+tensorboard": lambda i: kerasbench.ThroughputCallback(
             verbose=0, log_dir=os.path.join(tmp, f"kb{i}")),
-        "naive tf.summary": lambda i: NaiveTensorBoard(os.path.join(tmp, f"naive{i}")),
     }
+    if BACKEND == "tensorflow":
+        configs["naive tf.summary"] = lambda i: NaiveTensorBoard(os.path.join(tmp, f"naive{i}"))
     wall = {name: [] for name in configs}
     hook_share = {name: [] for name in configs}
     step_share = {name: [] for name in configs}
@@ -170,7 +175,7 @@ def main():
 
     print()
     print(f"kerasbench {kerasbench.__version__}, keras {keras.__version__}, "
-          f"tensorflow {tf.__version__}, {platform.processor() or platform.machine()}, "
+          f"backend {BACKEND}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} logical CPUs")
     print(f"model: MLP 784-{args.units}-{args.units}-10, batch {args.batch_size}, "
           f"{args.steps} steps per fit, {args.rounds} interleaved rounds")
