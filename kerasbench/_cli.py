@@ -2,14 +2,20 @@
 
 Every subcommand parses its flags, calls one library function and prints what
 it returns. ``main(argv)`` returns the exit code: 0 on success, 1 when a run
-failed or a health check found a problem, 2 on bad input (one line on stderr).
-Set ``KERASBENCH_TRACEBACK=1`` to see the full traceback of an error.
+failed or a health check found a failing device (a WARNING exits 0), 2 on bad
+input (one line on stderr), 130 when interrupted. Set ``KERASBENCH_TRACEBACK=1``
+to see the full traceback of an error.
+
+TensorFlow's C++ start-up log is quieted (see `_quiet_tensorflow`) unless the
+user set ``TF_CPP_MIN_LOG_LEVEL`` themselves; a variable kerasbench set is
+named in ``KERASBENCH_SET_ENV`` so that device reports list only the user's.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from kerasbench._version import __version__
@@ -32,6 +38,20 @@ def _integer(text):
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _field_type(field):
+    """The argparse type of a `RunConfig` field: int, float or str."""
+    kind = str(field.type)
+    return _integer if "int" in kind else (_real if "float" in kind else str)
+
+
+def _real(text):
+    """An argparse type: a number; its range is `RunConfig`'s to check."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
 
 
 def _flag(field):
@@ -57,14 +77,14 @@ def _add_config_flags(parser, *, lists=False, skip=()):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif lists and meta["sweep"]:
             plural = "--" + meta["sweep"].replace("_", "-")
-            convert = _integer if "int" in str(field.type) else str
+            convert = _field_type(field)
             parser.add_argument(plural, _flag(field), dest=meta["sweep"],
                                 type=_comma_list(convert, field.name.replace("_", " ")),
                                 metavar="A,B", help=f"comma list: {meta['help']}")
             continue
         else:
-            kwargs["type"] = _integer if "int" in str(field.type) else str
-            kwargs["metavar"] = "N" if kwargs["type"] is _integer else None
+            kwargs["type"] = _field_type(field)
+            kwargs["metavar"] = "N" if kwargs["type"] is not str else None
             if meta["choices"]:
                 kwargs["choices"] = meta["choices"]
         parser.add_argument(_flag(field), dest=field.name, **kwargs)
@@ -85,9 +105,108 @@ def _config_options(args, *, lists=False, skip=()):
     return given
 
 
-def _quiet_tensorflow():
-    # TensorFlow's C++ start-up chatter goes to stderr; keep warnings and errors.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+#: Environment variables kerasbench set itself, as comma-separated NAME=VALUE
+#: pairs: a device report leaves such a variable out while it still holds
+#: that value, so it lists only what the user set. Child processes inherit it.
+SET_ENV = "KERASBENCH_SET_ENV"
+#: TensorFlow's C++ log level the command line uses when the user set none:
+#: errors too are hidden (the "failed call to cuInit" a machine without a GPU
+#: prints); the device report explains a missing GPU in plain words instead.
+TF_LOG_LEVEL = "3"
+# What TensorFlow's C++ libraries print while they load, before its logging is
+# set up, whatever TF_CPP_MIN_LOG_LEVEL says: absl's preamble and I/W/E lines
+# ("I0000 00:00:1795946979.260148   32186 port.cc:153] oneDNN custom ...").
+_STARTUP_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWE]\d{4} [\d:.]+ +\d+ [\w.\-]+:\d+\] .*")
+
+
+def set_by_kerasbench(environ=None):
+    """The variables kerasbench set itself, ``{name: value}`` (from `SET_ENV`)."""
+    environ = os.environ if environ is None else environ
+    pairs = (item.partition("=") for item in environ.get(SET_ENV, "").split(","))
+    return {name: value for name, sep, value in pairs if name and sep}
+
+
+def _quiet_tensorflow(load=False):
+    """Quiets TensorFlow's C++ log, unless the user set its level.
+
+    TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` once, when it loads. So, before
+    anything loads it, this sets the variable to `TF_LOG_LEVEL` when the user
+    did not set it, and records that in `SET_ENV` (child processes, such as
+    sweep workers, inherit both). Once TensorFlow is loaded it does nothing.
+
+    Args:
+        load: Also import Keras (and so its backend's framework) now, with
+            the process's stderr captured at the file-descriptor level, and
+            write back what it printed except TensorFlow's start-up lines
+            (they come before its logging is set up and ignore
+            ``TF_CPP_MIN_LOG_LEVEL``). For commands that load the framework
+            in this process anyway. Once TensorFlow has loaded, the variable
+            has done its work and the environment is restored to the user's,
+            so a device report collected in this process lists only what the
+            user set. Nothing is captured when the user set the level: then
+            they asked for TensorFlow's log.
+    """
+    name = "TF_CPP_MIN_LOG_LEVEL"
+    if "tensorflow" in sys.modules:
+        return  # too late to change anything
+    ours = set_by_kerasbench()
+    if name in os.environ and ours.get(name) != os.environ[name]:
+        return  # the user's setting: their log, untouched
+    before = {key: os.environ.get(key) for key in (name, SET_ENV)}
+    os.environ[name] = TF_LOG_LEVEL
+    os.environ[SET_ENV] = ",".join(f"{k}={v}" for k, v in {**ours, name: TF_LOG_LEVEL}.items())
+    if not load:
+        return
+    _import_quietly("keras")
+    if "tensorflow" in sys.modules:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _import_quietly(module):
+    """Imports ``module`` with fd 2 captured; writes back all but start-up noise.
+
+    An import that fails is left for the caller's own import to report: what
+    it printed is written back whole.
+    """
+    import importlib
+    import importlib.util
+    import tempfile
+
+    if module in sys.modules:
+        return
+    try:
+        if importlib.util.find_spec(module) is None:
+            return
+    except (ImportError, ValueError):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = False
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - reported by the caller's own import
+            failed = True
+        finally:
+            try:
+                sys.stderr.flush()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+        log.seek(0)
+        text = log.read().decode("utf-8", errors="replace")
+    kept = [line for line in text.splitlines()
+            if failed or not _STARTUP_NOISE.fullmatch(line)]
+    if kept:
+        sys.stderr.write("\n".join(kept) + "\n")
+        sys.stderr.flush()
 
 
 # ------------------------------------------------------------------- run
@@ -167,16 +286,20 @@ def _add_device(sub):
     p = sub.add_parser(
         "device", help="describe this machine and check its devices",
         description=("Describe the hardware and software that produce the numbers; with "
-                     "--check, test each device (correctness, TFLOP/s, copy bandwidth)."),
+                     "--check, test each device (correctness, TFLOP/s, copy bandwidth). "
+                     "Exit code 1 if a device FAILs the check (a wrong result, an error, "
+                     "or GPU work that ran on the CPU); a WARNING (correct, but slower "
+                     "than expected) exits 0."),
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--check", action="store_true",
                    help="run the health check too (a few seconds); exit code 1 if a "
-                        "device is not OK")
+                        "device FAILs, 0 on OK or WARNING")
     p.set_defaults(handler=_device)
 
 
 def _device(args):
+    """``kerasbench device [--check] [--json]``: 1 if a device FAILs the check."""
     _quiet_tensorflow()
     from kerasbench._device import DeviceReport
 
@@ -189,6 +312,7 @@ def _device(args):
         if health is not None:
             print()
             print(health)
+    # `ok` is False only on a failure: a WARNING (slow, but correct) is still 0.
     return 0 if health is None or health.ok else 1
 
 
@@ -223,8 +347,13 @@ def _add_sweep(sub):
                    help="folder for MACHINE.jsonl, or a .jsonl file (default: results)")
     p.add_argument("--machine", default=None,
                    help="label of this machine in the results (default: host name)")
+    p.add_argument("--repeats", type=_integer, default=1, metavar="N",
+                   help="run each configuration N times, each in a fresh process, in rounds "
+                        "(every configuration once, then again); reports and comparisons "
+                        "show the mean and its 95%% interval across the runs (default: 1)")
     p.add_argument("--resume", action="store_true",
-                   help="skip configurations this machine already has in the results file")
+                   help="skip configurations this machine already has in the results file "
+                        "(with --repeats, run only the missing repeats)")
     p.add_argument("--retry-failed", action="store_true",
                    help="with --resume, run failed configurations again")
     p.add_argument("--oom-retry", action="store_true",
@@ -248,7 +377,8 @@ def _sweep(args):
         raise _UsageError(f"{PROG} sweep: error: the following arguments are required: "
                           f"--models (see '{PROG} sweep --help')")
     results = sweep(
-        options.pop("models"), out=args.out, machine=args.machine, resume=args.resume,
+        options.pop("models"), out=args.out, machine=args.machine, repeats=args.repeats,
+        resume=args.resume,
         retry_failed=args.retry_failed, oom_retry=args.oom_retry,
         isolate=not args.no_isolate, timeout_s=args.timeout, progress=not args.quiet,
         **options,
@@ -269,6 +399,39 @@ def _sweep(args):
     return 1 if failed else 0
 
 
+# --------------------------------------------------------------- scaling
+
+
+def _add_scaling(sub):
+    p = sub.add_parser(
+        "scaling", help="one model on 1..N replicas: speedup and efficiency",
+        description=("Run a reference model with tf.distribute.MirroredStrategy on each "
+                     "number of replicas in --devices (GPUs, or logical CPU devices on a "
+                     "CPU), each in its own process, and print images/sec, speedup and "
+                     "efficiency = images/sec / (N x 1-replica images/sec). --batch-size "
+                     "is per replica."),
+    )
+    p.add_argument("model", help="registry name (see 'kerasbench list')")
+    p.add_argument("--devices", type=_comma_list(_integer, "replica count"), default=[1, 2],
+                   metavar="A,B", help="replica counts (default: 1,2)")
+    _add_config_flags(p, skip=("model", "strategy", "num_devices"))
+    p.add_argument("--out", default=None, help="append the results to this .jsonl file "
+                                               "or folder")
+    p.add_argument("--machine", default=None, help="label of this machine in the results")
+    p.set_defaults(handler=_scaling)
+
+
+def _scaling(args):
+    _quiet_tensorflow()
+    from kerasbench._runs.scaling import scaling, scaling_table
+
+    results = scaling(args.model, devices=args.devices, out=args.out, machine=args.machine,
+                      progress=True, **_config_options(args, skip=("model",)))
+    print()
+    print(scaling_table(results))
+    return 0 if all(r.ok for r in results) else 1
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -276,8 +439,10 @@ def _add_report(sub):
     p = sub.add_parser(
         "report", help="Markdown tables and a PNG chart from results",
         description=("Write report.md (tables in the seed's shape: rows = batch sizes, "
-                     "columns = models, cells = images/sec) and report.png (images/sec per "
-                     "model, grouped by machine and device, with speedups) next to the "
+                     "columns = models, cells = images/sec +/- the half-width of its 95% "
+                     "confidence interval; the mean of the runs for repeated "
+                     "configurations), report.png (images/sec per model, grouped by machine "
+                     "and device, with speedups and error bars) and results.csv next to the "
                      "results, and print the tables."),
     )
     p.add_argument("results", help="a results .jsonl file or a folder of them")
@@ -333,8 +498,10 @@ def _add_compare(sub):
         "compare", help="compare result sets side by side, with ratios",
         description=("Compare result sets (files, folders, bundled baselines) side by side, "
                      "matching configurations by model, mode, batch size and precision; "
-                     "ratios are relative to the first set or to --baseline, and "
-                     "configurations found on one side only are listed."),
+                     "ratios are relative to the first set or to --baseline, with their 95% "
+                     "interval (Fieller) where both sides have one and 'n.s.' where the "
+                     "difference is not significant; configurations found on one side "
+                     "only are listed."),
     )
     p.add_argument("results", nargs="+", help="results .jsonl files or folders")
     p.add_argument("--baseline", default=None,
@@ -376,7 +543,8 @@ def _compare(args):
 # ------------------------------------------------------------------ main
 
 
-COMMANDS = (_add_run, _add_list, _add_device, _add_sweep, _add_report, _add_compare)
+COMMANDS = (_add_run, _add_list, _add_device, _add_sweep, _add_scaling, _add_report,
+            _add_compare)
 
 
 def build_parser():
@@ -394,6 +562,11 @@ def build_parser():
     return parser
 
 
+#: Commands that load Keras and its framework in this process (the sweep
+#: process never does: its runs are worker processes).
+_LOADS_FRAMEWORK = ("run", "device")
+
+
 def main(argv=None):
     """Runs the command line; returns the exit code.
 
@@ -401,7 +574,8 @@ def main(argv=None):
         argv: Arguments without the program name (default ``sys.argv[1:]``).
 
     Returns:
-        0 on success, 1 if a run or check failed, 2 on bad input.
+        0 on success; 1 if a run failed or ``device --check`` found a device
+        that FAILs (a WARNING is 0); 2 on bad input; 130 when interrupted.
     """
     parser = build_parser()
     try:
@@ -409,6 +583,7 @@ def main(argv=None):
         if args.command is None:
             parser.print_help()
             return 2
+        _quiet_tensorflow(load=args.command in _LOADS_FRAMEWORK and _runs_here(args))
         return args.handler(args)
     except _UsageError as e:
         print(e, file=sys.stderr)
@@ -428,6 +603,17 @@ def main(argv=None):
             raise
         print(f"{PROG}: error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return 1
+
+
+def _runs_here(args):
+    """Whether the command runs on this process's Keras backend (``run
+    --backend other`` runs in a worker process: nothing to load here)."""
+    backend = getattr(args, "backend", None)
+    if backend is None:
+        return True
+    from kerasbench._runs.reference import current_backend
+
+    return backend == current_backend()
 
 
 def _one_line(error):

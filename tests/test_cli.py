@@ -1,6 +1,7 @@
 """The kerasbench command, called through main([...])."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -117,3 +118,166 @@ def test_console_script_and_module_entry_points():
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines()[1].startswith("alexnet")
+
+
+# ------------------------------------------------- device --check exit codes
+
+
+class _FakeHealth:
+    def __init__(self, status):
+        self.status, self.ok = status, status != "FAIL"
+
+    def __str__(self):
+        return f"Health check: {self.status}"
+
+
+class _FakeReport:
+    status = "OK"
+
+    @classmethod
+    def collect(cls):
+        return cls()
+
+    def check(self):
+        return _FakeHealth(self.status)
+
+    def __str__(self):
+        return "kerasbench device report (fake)"
+
+
+@pytest.mark.parametrize("status,code", [("OK", 0), ("WARNING", 0), ("FAIL", 1)])
+def test_device_check_exits_1_only_when_a_device_fails(status, code, monkeypatch, capsys):
+    import kerasbench._device
+
+    report = type("Report", (_FakeReport,), {"status": status})
+    monkeypatch.setattr(kerasbench._device, "DeviceReport", report)
+    assert main(["device", "--check"]) == code
+    assert f"Health check: {status}" in capsys.readouterr().out
+    assert main(["device"]) == 0   # no check, no verdict
+
+
+def test_device_help_states_the_exit_codes(capsys):
+    assert main(["device", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "exit code 1 if a device FAILs, 0 on OK or WARNING" in text
+
+
+# ------------------------------------------------ TensorFlow's start-up log
+
+
+@pytest.fixture
+def no_tensorflow_yet(monkeypatch):
+    """This process as the command line finds it: TensorFlow not loaded and
+    TF_CPP_MIN_LOG_LEVEL not set (the test session sets it in conftest)."""
+    from kerasbench import _cli
+
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.delenv(_cli.SET_ENV, raising=False)
+    return _cli
+
+
+def test_quiet_tensorflow_sets_the_level_and_says_it_did(no_tensorflow_yet):
+    cli = no_tensorflow_yet
+    cli._quiet_tensorflow()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == cli.TF_LOG_LEVEL == "3"
+    assert cli.set_by_kerasbench() == {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    cli._quiet_tensorflow()  # again, as a child inheriting both: still ours
+    assert cli.set_by_kerasbench() == {"TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@pytest.mark.parametrize("value", ["0", "2", "3"])
+def test_quiet_tensorflow_leaves_the_users_level_alone(value, no_tensorflow_yet, monkeypatch):
+    cli = no_tensorflow_yet
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", value)
+    cli._quiet_tensorflow()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == value
+    assert cli.SET_ENV not in os.environ
+
+
+def test_quiet_tensorflow_keeps_other_marked_variables(no_tensorflow_yet, monkeypatch):
+    cli = no_tensorflow_yet
+    monkeypatch.setenv(cli.SET_ENV, "OMP_NUM_THREADS=4")
+    cli._quiet_tensorflow()
+    assert cli.set_by_kerasbench() == {"OMP_NUM_THREADS": "4", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    assert cli.set_by_kerasbench({cli.SET_ENV: "A=1,junk,B=,=3"}) == {"A": "1", "B": ""}
+
+
+NOISE = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    "I0000 00:00:1795946979.260148   32186 port.cc:153] oneDNN custom operations are on.\n"
+    "E0000 00:00:1795946982.688293   32186 cuda_platform.cc:52] failed call to cuInit: "
+    "INTERNAL: CUDA error\n"
+)
+
+
+def _noisy_module(tmp_path, monkeypatch, name, tail=""):
+    (tmp_path / f"{name}.py").write_text(
+        "import os, sys\n"
+        f"os.write(2, {NOISE.encode() + b'a real warning' + chr(10).encode()!r})\n"
+        "print('from python', file=sys.stderr)\n" + tail)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_startup_noise_is_dropped_and_everything_else_kept(tmp_path, monkeypatch, capfd):
+    from kerasbench import _cli
+
+    _noisy_module(tmp_path, monkeypatch, "kb_noisy_ok")
+    _cli._import_quietly("kb_noisy_ok")
+    assert "kb_noisy_ok" in sys.modules
+    # (in order on a real stderr; pytest's sys.stderr is not file descriptor 2)
+    assert sorted(capfd.readouterr().err.splitlines()) == ["a real warning", "from python"]
+
+
+def test_a_failed_import_shows_everything(tmp_path, monkeypatch, capfd):
+    from kerasbench import _cli
+
+    _noisy_module(tmp_path, monkeypatch, "kb_noisy_bad", tail="raise ImportError('boom')\n")
+    _cli._import_quietly("kb_noisy_bad")  # the caller's own import reports the error
+    err = capfd.readouterr().err
+    assert NOISE in err and "a real warning" in err
+    with pytest.raises(ImportError, match="boom"):
+        __import__("kb_noisy_bad")
+
+
+def _cli_env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERASBENCH_SET_ENV")}
+    env.update(extra)
+    return env
+
+
+def _environment_line(report_text):
+    return next(line for line in report_text.splitlines() if line.strip().startswith("Environment"))
+
+
+@pytest.mark.slow
+def test_commands_print_no_tensorflow_startup_noise():
+    kerasbench = str(__import__("pathlib").Path(sys.executable).with_name("kerasbench"))
+    out = subprocess.run([kerasbench, "device"], capture_output=True, text=True, timeout=300,
+                         env=_cli_env())
+    assert out.returncode == 0, out.stderr
+    assert _noise(out.stderr) == []             # no I0000/E0000 lines, no absl preamble
+    # kerasbench set TF_CPP_MIN_LOG_LEVEL itself: not listed as the user's setting
+    assert "TF_CPP_MIN_LOG_LEVEL" not in _environment_line(out.stdout)
+    out = subprocess.run([kerasbench, "run", *TINY, "--quiet"], capture_output=True,
+                         text=True, timeout=300, env=_cli_env())
+    assert out.returncode == 0 and _noise(out.stderr) == [], out.stderr
+    assert out.stdout.startswith("kerasbench: lenet train")
+
+
+def _noise(stderr):
+    """TensorFlow's start-up and C++ log lines in ``stderr``."""
+    from kerasbench._cli import _STARTUP_NOISE
+
+    return [line for line in stderr.splitlines()
+            if _STARTUP_NOISE.fullmatch(line) or "cuInit" in line]
+
+
+@pytest.mark.slow
+def test_a_level_the_user_set_is_theirs():
+    kerasbench = str(__import__("pathlib").Path(sys.executable).with_name("kerasbench"))
+    out = subprocess.run([kerasbench, "device"], capture_output=True, text=True, timeout=300,
+                         env=_cli_env(TF_CPP_MIN_LOG_LEVEL="1"))
+    assert out.returncode == 0, out.stderr
+    assert "TF_CPP_MIN_LOG_LEVEL=1" in _environment_line(out.stdout)

@@ -31,7 +31,7 @@ def make(model, batch_size, images_per_sec=None, *, status="ok", precision="fp32
 def two_sets():
     old = [
         make("resnet50", 32, 100.0, finished_at="2025-01-02T00:00:00Z"),
-        make("resnet50", 32, 80.0, finished_at="2025-01-01T00:00:00Z"),  # older: ignored
+        make("resnet50", 32, status="oom", finished_at="2025-01-01T00:00:00Z"),  # failed
         make("resnet50", 64, status="oom"),
         make("alexnet", 32, 400.0),
         make("vgg16", 32, 20.0),
@@ -56,7 +56,7 @@ def test_ratios_against_the_first_set():
     assert keys == [("resnet50", 32), ("resnet50", 64), ("alexnet", 32)]
     row = c.rows[0]
     assert row.key == {"model": "resnet50", "mode": "train", "batch_size": 32, "precision": "fp32"}
-    assert row.cell("old.jsonl").images_per_sec == 100.0  # the latest of the two runs
+    assert row.cell("old.jsonl").images_per_sec == 100.0  # the one successful run of two
     assert row.cell("old.jsonl").ratio is None
     assert row.cell("new.jsonl").ratio == pytest.approx(2.5)
     assert c.rows[1].cell("old.jsonl").status == "oom"
@@ -84,7 +84,7 @@ def test_markdown_exact():
 
         Notes:
 
-        - old.jsonl: ResNet-50, train, batch 32, fp32 ran 2 times; using the latest (finished 2025-01-02T00:00:00Z).
+        - old.jsonl: ResNet-50, train, batch 32, fp32 ran 2 times (1 oom); using the one successful run.
         """)
     c = compare(two_sets())
     assert c.to_markdown() == expected
@@ -97,7 +97,8 @@ def test_only_in_and_notes_structured():
         ("vgg16", ["old.jsonl"], ["new.jsonl"]),
         ("resnet101", ["new.jsonl"], ["old.jsonl"]),
     ]
-    assert len(c.notes) == 1 and "ran 2 times; using the latest" in c.notes[0]
+    assert c.notes == ["old.jsonl: ResNet-50, train, batch 32, fp32 ran 2 times (1 oom); "
+                       "using the one successful run."]
 
 
 def test_chosen_baseline_goes_first_and_ratios_follow_it():
@@ -254,3 +255,84 @@ def test_unknown_baseline_suggests_the_closest():
     with pytest.raises(ValueError, match="Received: name='zzz'$") as info:
         load_baseline("zzz")
     assert "Did you mean" not in str(info.value)
+
+
+# ------------------------------------------------------ intervals and repeats
+
+
+def with_interval(result, low, high, df=13.5):
+    """``result`` with a within-run 95 % interval in its stats."""
+    result.stats.update(images_per_sec_ci_low=low, images_per_sec_ci_high=high,
+                        ci_method="batch_means", ci_df=df)
+    return result
+
+
+def repeated(machine, figures):
+    return [make("resnet50", 32, x, machine=machine) for x in figures]
+
+
+def test_repeats_give_the_mean_and_fiellers_interval_of_the_ratio():
+    from kerasbench._timing.intervals import mean_interval, ratio_interval
+
+    old, new = [100.0, 102.0, 98.0], [150.0, 153.0, 147.0]
+    c = compare([("old", repeated("a", old)), ("new", repeated("b", new))])
+    base, cell = c.rows[0].cells
+    assert (base.images_per_sec, base.runs, base.ci_method) == (100.0, 3, "across_runs")
+    # mean 100, sd 2, se 2 / sqrt(3), t_{0.975, 2} = 4.302653.
+    assert base.images_per_sec_ci_high - 100 == pytest.approx(4.302653 * 2 / 3 ** 0.5)
+    assert cell.ratio == pytest.approx(1.5)
+    expected = ratio_interval(mean_interval(new), mean_interval(old))
+    assert (cell.ratio_ci_low, cell.ratio_ci_high) == (expected.low, expected.high)
+    assert cell.ratio_ci_low < 1.5 < cell.ratio_ci_high and cell.significant is True
+    text = c.to_markdown()
+    assert "| ResNet-50 | train | 32 | fp32 | 100 +/- 5.0% (3 runs) | 150 +/- 5.0% (3 runs) " \
+           f"| 1.50x [{expected.low:.2f}, {expected.high:.2f}] |" in text
+    assert "for several runs (sweep --repeats), across them" in text
+    assert "Fieller's interval for a ratio of means" in text
+    assert "Intervals within single runs" not in text
+
+
+def test_a_difference_within_the_noise_is_marked_not_significant():
+    c = compare([("old", repeated("a", [100.0, 102.0, 98.0])),
+                 ("new", repeated("b", [101.0, 99.0, 103.5]))])
+    cell = c.rows[0].cells[1]
+    assert cell.ratio_ci_low < 1.0 < cell.ratio_ci_high and cell.significant is False
+    assert " n.s. |" in c.to_markdown()
+    assert "n.s.: not significant at the 5 % level" in c.to_markdown()
+
+
+def test_single_runs_use_their_own_intervals_and_say_so():
+    a = with_interval(make("resnet50", 32, 100.0, machine="a"), 99.0, 101.0)
+    b = with_interval(make("resnet50", 32, 120.0, machine="b"), 118.8, 121.2)
+    c = compare([("a", [a]), ("b", [b])])
+    cell = c.rows[0].cells[1]
+    assert cell.ci_method == "batch_means" and cell.runs == 1
+    assert cell.ratio_ci_low < 1.2 < cell.ratio_ci_high and cell.significant
+    text = c.to_markdown()
+    assert "| 100 +/- 1.0% | 120 +/- 1.0% | 1.20x [1.18, 1.22] |" in text
+    assert "Intervals within single runs leave out run-to-run variation" in text
+
+
+def test_no_ratio_interval_against_a_figure_without_one():
+    published = load_baseline("gtx1050ti-fp16")
+    mine = [with_interval(make("resnet50", 32, 62.0 * 2, precision="fp16", device="gpu:0"),
+                          120.0, 128.0)]
+    c = compare([("gtx", published), ("mine", mine)])
+    [row] = [r for r in c.rows if r.key["batch_size"] == 32 and r.key["model"] == "resnet50"]
+    cell = row.cells[1]
+    assert cell.ratio == pytest.approx(2.0)
+    assert (cell.ratio_ci_low, cell.ratio_ci_high, cell.significant) == (None, None, None)
+    assert "| 2.00x |" in c.to_markdown()
+
+
+def test_interval_fields_are_standard_json():
+    a = with_interval(make("resnet50", 32, 100.0, machine="a"), 99.0, 101.0)
+    # A run so noisy that its interval has no upper end (stored as null).
+    b = with_interval(make("resnet50", 32, 120.0, machine="b"), 60.0, None)
+    c = compare([("a", [a]), ("b", [b])])
+    assert "| 100 +/- 1.0% | 120 +/- >100% | 1.20x |" in c.to_markdown()
+    d = json.loads(c.to_json())
+    base, cell = d["rows"][0]["cells"]
+    assert (base["images_per_sec_ci_low"], base["images_per_sec_ci_high"]) == (99.0, 101.0)
+    assert cell["images_per_sec_ci_high"] is None
+    assert cell["ratio"] == pytest.approx(1.2) and cell["ratio_ci_low"] is None

@@ -115,3 +115,43 @@ def test_run_and_sweep_flags_come_from_the_fields():
         assert flag in sweep, flag
         if meta["sweep"]:
             assert "--" + meta["sweep"].replace("_", "-") in sweep
+
+
+# ------------------------------------------------------ adaptive runs
+
+
+@pytest.mark.parametrize("given, share", [(0.01, 0.01), ("1%", 0.01), (" 2.5% ", 0.025),
+                                          (np.float64(0.2), 0.2), (None, None)])
+def test_target_precision_is_a_share_or_a_percentage(given, share):
+    c = RunConfig(target_precision=given)
+    assert c.target_precision == (pytest.approx(share) if share is not None else None)
+
+
+@pytest.mark.parametrize("given", [0, -0.01, 1, "100%", "1", "one%", True, float("nan")])
+def test_target_precision_refuses_anything_else(given):
+    with pytest.raises(ValueError, match=r"^`target_precision` must be a share of the figure "
+                                         r"between 0 and 1 \(0.01\) or a percentage below 100 "
+                                         r"\('1%'\), or None\. Received: target_precision="):
+        RunConfig(target_precision=given)
+
+
+def test_adaptive_bounds():
+    c = RunConfig(target_precision="1%")
+    assert (c.min_steps, c.max_steps, c.max_time_s) == (20, 10_000, 600.0)
+    assert c.label() == "alexnet train bs32 fp32 auto to +/-1%"
+    assert RunConfig(max_time_s=None).max_time_s is None
+    with pytest.raises(ValueError, match="`max_steps` must be at least `min_steps`"):
+        RunConfig(min_steps=50, max_steps=40)
+    with pytest.raises(ValueError, match="Received: min_steps=0"):
+        RunConfig(min_steps=0)
+    with pytest.raises(ValueError, match="Received: max_time_s=0"):
+        RunConfig(max_time_s=0)
+
+
+def test_target_precision_flag_takes_a_percentage():
+    args = build_parser().parse_args(["run", "resnet50", "--target-precision", "1%",
+                                      "--max-time-s", "60", "--min-steps", "30"])
+    from kerasbench._cli import _config_options
+
+    c = RunConfig(**_config_options(args))
+    assert (c.target_precision, c.max_time_s, c.min_steps) == (0.01, 60.0, 30)

@@ -435,3 +435,87 @@ def test_discard_pending_and_notes():
     assert r.steps == 1 and r.notes.count("a remark") == 1
     with pytest.raises(ValueError, match="`text` must be a non-empty string"):
         meter.note("")
+
+
+# ------------------------------------------------------ confidence interval
+
+
+def test_result_carries_the_batch_means_interval():
+    # The worked example of test_intervals: nine steps of 32 images taking
+    # 0.10, 0.10, 0.10, 0.11, ... 0.12 s: 290.9 images/sec, 256.0 to 336.9.
+    ends = np.cumsum([0.10] * 3 + [0.11] * 3 + [0.12] * 3)
+    r = run(PhaseMeter("train", warmup_steps=0), ends).result()
+    assert r.images_per_sec == pytest.approx(288 / 0.99)
+    a = 0.0003125
+    h = 3.182446 * a * np.sqrt(2) / 3
+    assert r.images_per_sec_ci_low == pytest.approx(1 / (0.0034375 + h), rel=1e-6)
+    assert r.images_per_sec_ci_high == pytest.approx(1 / (0.0034375 - h), rel=1e-6)
+    assert r.steps_per_sec_ci_low == pytest.approx(r.images_per_sec_ci_low / 32)
+    assert (r.ci_method, r.ci_df) == ("batch_means", 3.0)
+    assert r.relative_half_width == pytest.approx(
+        (r.images_per_sec_ci_high - r.images_per_sec_ci_low) / 2 / r.images_per_sec)
+    assert (r.target_precision, r.target_reached, r.stop_reason) == (None, None, None)
+
+
+def test_no_interval_below_four_steps_or_without_sample_counts():
+    r = run(PhaseMeter("train", warmup_steps=0), [0.1, 0.2, 0.3]).result()
+    assert (r.images_per_sec_ci_low, r.images_per_sec_ci_high, r.ci_method) == (None,) * 3
+    assert r.relative_half_width is None
+    r = run(PhaseMeter("train", warmup_steps=0), [0.1, 0.2, 0.31, 0.4, 0.52],
+            samples=None).result()
+    assert r.images_per_sec_ci_low is None and r.steps_per_sec_ci_low < r.steps_per_sec
+    assert r.relative_half_width == pytest.approx(
+        (r.steps_per_sec_ci_high - r.steps_per_sec_ci_low) / 2 / r.steps_per_sec)
+
+
+def test_target_precision_is_reported():
+    rng = np.random.default_rng(1)
+    ends = np.cumsum(0.1 + rng.normal(0, 0.002, 200))
+    wide = run(PhaseMeter("train", warmup_steps=0, target_precision=0.01), ends).result()
+    assert wide.target_reached is True and wide.target_precision == 0.01
+    meter = run(PhaseMeter("train", warmup_steps=0, target_precision=0.0001), ends)
+    meter.stop_reason = "max_steps"
+    narrow = meter.result()
+    assert narrow.target_reached is False and narrow.stop_reason == "max_steps"
+    with pytest.raises(ValueError, match="Received: target_precision=1.5"):
+        PhaseMeter("train", target_precision=1.5)
+
+
+def test_interval_fields_round_trip_and_older_dicts_still_read():
+    rng = np.random.default_rng(2)
+    r = run(PhaseMeter("train", warmup_steps=1, target_precision=0.5),
+            np.cumsum(0.1 + rng.normal(0, 0.01, 30))).result()
+    d = r.to_dict()
+    assert d["images_per_sec_ci_low"] == r.images_per_sec_ci_low and d["ci_df"] == r.ci_df
+    assert ThroughputResult.from_dict(d) == r
+    old = {k: v for k, v in d.items() if "ci_" not in k and "target" not in k
+           and k != "stop_reason"}
+    assert ThroughputResult.from_dict(old).images_per_sec_ci_low is None
+
+
+def test_beyond_capacity_the_interval_comes_from_marks():
+    rng = np.random.default_rng(3)
+    ends = np.cumsum(0.1 + rng.normal(0, 0.005, 2000))
+    exact = run(PhaseMeter("train", warmup_steps=0), ends).result()
+    meter = PhaseMeter("train", warmup_steps=0, capacity=100)
+    meter.start(0.0)
+    for i, t in enumerate(ends, start=1):
+        meter.step(t, 1, 32)
+        if i % 10 == 0:
+            meter.mark()
+    sampled = meter.result()
+    assert not sampled.percentiles_exact
+    assert sampled.relative_half_width == pytest.approx(exact.relative_half_width, rel=0.3)
+    unmarked = run(PhaseMeter("train", warmup_steps=0, capacity=100), ends).result()
+    assert unmarked.images_per_sec_ci_low is None  # the order is lost, and no marks
+
+
+def test_checkpoints_stay_bounded_and_even():
+    from kerasbench._timing.intervals import Checkpoints
+
+    marks = Checkpoints(limit=8)
+    for i in range(1, 101):
+        marks.add(float(i), i, 32 * i)
+    assert len(marks) <= 8
+    kept = np.array(marks.marks)[:, 1]
+    assert len(set(np.diff(kept))) == 1  # blocks of equal size

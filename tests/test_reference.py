@@ -151,6 +151,38 @@ def test_progress_output(report, capsys):
     assert out.rstrip().splitlines()[-1].startswith("total images/sec: ")
 
 
+def test_every_result_carries_its_confidence_interval(report):
+    r = run("lenet", report, steps=12)
+    low, high = r.stats["images_per_sec_ci_low"], r.stats["images_per_sec_ci_high"]
+    assert low < r.images_per_sec and (high is None or high > r.images_per_sec)
+    assert r.stats["ci_method"] == "batch_means" and r.stats["ci_df"] > 1
+    assert r.stats["target_precision"] is None and r.stats["stop_reason"] is None
+
+
+def test_target_precision_runs_until_the_interval_is_narrow_enough(report, capsys):
+    # +/-90 % is met at the first check, after min_steps measured steps.
+    r = run("lenet", report, target_precision="90%", min_steps=6, max_steps=400, verbose=2)
+    assert r.config.target_precision == 0.9 and r.requested.target_precision == 0.9
+    assert r.stats["stop_reason"] == "target" and r.stats["target_reached"] is True
+    assert 6 <= r.stats["steps"] < 400
+    out = capsys.readouterr().out
+    assert "target +/- 90%: reached after" in out
+    assert "95% confidence interval: " in out
+
+
+def test_an_unreachable_target_stops_at_the_bounds(report, capsys):
+    r = run("lenet", report, target_precision=1e-6, min_steps=4, max_steps=9, verbose=1)
+    assert r.stats["stop_reason"] == "max_steps" and r.stats["target_reached"] is False
+    assert r.stats["steps"] == 9
+    out = capsys.readouterr().out
+    assert "1 warmup + 4 to 9 steps until +/-0.0001% (at most 600 s)" in out
+    assert re.search(r"target \+/- 0\.00%: not reached \(\+/- [\d.]+%\); stopped at "
+                     r"max_steps; about \d+ measured steps would reach it", out)
+    timed = run("lenet", report, target_precision=1e-6, min_steps=4, max_time_s=0.05,
+                mode="inference")
+    assert timed.stats["stop_reason"] == "max_time" and timed.stats["phase"] == "predict"
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [

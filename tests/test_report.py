@@ -86,13 +86,13 @@ def test_model_labels():
 
 def test_table_exact():
     results = [
-        make("resnet50", 32, 90.0, finished_at="2025-01-01T00:00:00Z"),
+        make("resnet50", 32, status="oom", finished_at="2025-01-01T00:00:00Z"),
         make("alexnet", 32, 466.3),
         make("resnet50", 64, status="oom", error="ResourceExhaustedError: OOM"),
         make("alexnet", 64, 12.34),
         make("vgg16", 16, 0.0473),
         make("vgg16", 32, status="error", error="InvalidArgumentError: bad\nsecond line"),
-        make("resnet50", 32, 100.0, finished_at="2025-01-02T00:00:00Z"),  # later: wins
+        make("resnet50", 32, 100.0, finished_at="2025-01-02T00:00:00Z"),  # the one success
         make("resnet50", 16, 80.0, finished_at="2024-12-31T00:00:00Z"),
     ]
     expected = textwrap.dedent("""\
@@ -112,9 +112,62 @@ warmup_steps=10
         | Optimizer | sgd | sgd | sgd |
 
         - VGG16, batch 32: error: InvalidArgumentError: bad
-        - ResNet-50, batch 32 ran 2 times; the table shows the latest (finished 2025-01-02T00:00:00Z).
+        - ResNet-50, batch 32: 2 runs, 1 oom; the cell is the one successful run.
         """)
     assert markdown_tables(results) == expected
+
+
+def with_interval(result, low, high, df=13.5):
+    result.stats.update(images_per_sec_ci_low=low, images_per_sec_ci_high=high,
+                        ci_method="batch_means", ci_df=df)
+    return result
+
+
+def test_table_cells_carry_the_interval_and_average_repeats():
+    results = [
+        with_interval(make("alexnet", 32, 466.3), 462.6, 470.0),
+        make("resnet50", 32, 95.0), make("resnet50", 32, 100.0), make("resnet50", 32, 105.0),
+        make("resnet50", 32, status="oom"),
+        make("vgg16", 32, 20.0),  # no interval stored: the figure alone
+    ]
+    text = markdown_tables(results)
+    # (470.0 - 462.6) / 2 / 466.3 = 0.79 %. Repeats: mean 100, sd 5,
+    # t_{0.975, 2} * 5 / sqrt(3) = 12.42: 12 %.
+    assert "| 32 | 466 +/- 0.8% | 100 +/- 12% (3 runs) | 20.0 |" in text
+    assert ("- +/-: half-width of the 95 % confidence interval of images/sec, as a share of "
+            "the figure: for one run, within the run (overlapping batch means of its step "
+            "times; it leaves out run-to-run variation); for several runs (sweep --repeats), "
+            "across them (the mean of the runs, Student's t).") in text
+    assert "- ResNet-50, batch 32: 4 runs, 1 oom; the cell is the mean of the 3 successful " \
+           "runs." in text
+
+
+def test_a_missed_target_is_noted_under_the_table():
+    r = with_interval(make("resnet50", 32, 5.8), 5.6, 6.0)
+    r.stats.update(target_precision=0.01, target_reached=False, stop_reason="max_time")
+    text = markdown_tables([r])
+    assert "| 32 | 5.8 +/- 3.4% |" in text
+    assert "- ResNet-50, batch 32: 1 of 1 runs stopped at max_time_s before their interval " \
+           "reached +/- 1%." in text
+
+
+def test_chart_draws_error_bars_where_intervals_are_known(tmp_path):
+    from matplotlib.container import ErrorbarContainer
+
+    from kerasbench._results.chart import _Chart, _select, _series_labels
+
+    results = [with_interval(make("alexnet", 32, 466.3), 450.0, 480.0),
+               make("resnet50", 32, 95.0), make("resnet50", 32, 105.0),
+               make("vgg16", 32, 20.0)]
+    ok, order = _select(results, None, None)
+    fig = _Chart(ok, order, _series_labels(ok), None).draw(100)
+    [ax] = fig.axes
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2  # AlexNet's run and ResNet-50's two runs; none for VGG16
+    (low, high), = bars[0].lines[2][0].get_segments()  # the vertical line of AlexNet's
+    assert (low[1], high[1]) == (450.0, 480.0)
+    assert "error bars: 95 % confidence intervals" in fig.legends[0].get_title().get_text()
+    assert plot_results(results, tmp_path / "c.png") == tmp_path / "c.png"
 
 
 def test_tables_per_machine_device_precision_mode():

@@ -123,6 +123,23 @@ def test_csv_without_a_device(tmp_path):
     assert (row["device"], row["status"], row["images_per_sec"]) == ("auto", "error", "")
 
 
+def test_csv_carries_the_interval_beside_the_classic_sem(tmp_path):
+    r = make()
+    r.stats.update(images_per_sec_ci_low=98.5, images_per_sec_ci_high=101.6,
+                   ci_method="batch_means", ci_df=13.5, images_per_sec_sem=0.2,
+                   target_reached=True, stop_reason="target")
+    write_csv([r], tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert (row["images_per_sec"], row["images_per_sec_ci_low"],
+            row["images_per_sec_ci_high"], row["ci_method"], row["ci_df"]) == \
+        ("100.0", "98.5", "101.6", "batch_means", "13.5")
+    assert row["images_per_sec_sem"] == "0.2"
+    assert (row["target_reached"], row["stop_reason"]) == ("True", "target")
+    names = list(CSV_COLUMNS)
+    assert names.index("images_per_sec") + 1 == names.index("images_per_sec_ci_low")
+
+
 # ------------------------------------------------------------------ Markdown
 
 

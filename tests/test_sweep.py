@@ -129,6 +129,8 @@ def test_a_sweep_is_a_list_of_run_configs(tmp_path):
         ({"out": ""}, "`out` must be a non-empty path. Received: out=''"),
         ({"machine": "a\nb"}, "`machine` must be a non-empty string without line breaks"),
         ({"batchsize": 3}, "Did you mean 'batch_size'"),
+        ({"repeats": 0}, "`repeats` must be a positive integer. Received: repeats=0"),
+        ({"repeats": 2.0}, "Received: repeats=2.0"),
     ],
 )
 def test_bad_input_fails_before_anything_runs(tmp_path, kwargs, message):
@@ -220,6 +222,37 @@ def test_resume_matches_machine_and_every_setting(tmp_path, faulty):
     assert [r.stats["steps"] for r in longer] == [3]
     keys = finished_keys(tmp_path / "box.jsonl", "box")
     assert RunConfig(model="oom_above_2", batch_size=2, **TINY).key() in keys
+
+
+def test_repeats_run_in_rounds_and_resume_runs_only_the_missing_ones(tmp_path, capsys):
+    results = tiny_sweep(tmp_path, batch_sizes=[2, 3], repeats=2, progress=True)
+    # Rounds: every configuration once, then again.
+    assert [r.batch_size for r in results] == [2, 3, 2, 3]
+    assert all(r.ok for r in results)
+    out = capsys.readouterr().out
+    assert "[3/4] lenet train bs2 fp32 auto (run 2 of 2): running" in out
+    assert re.search(r"\[4/4\] lenet train bs3 fp32 cpu \(run 2 of 2\): [\d.]+ images/sec",
+                     out)
+    key = RunConfig(model="lenet", batch_size=2, **TINY).key()
+    from kerasbench._runs.sweep import finished_counts
+    assert finished_counts(tmp_path / "box.jsonl", "box")[key] == 2
+    # A third repeat runs once more per configuration; asking for two again, nothing.
+    third = tiny_sweep(tmp_path, batch_sizes=[2, 3], repeats=3, resume=True)
+    assert [r.batch_size for r in third] == [2, 3]
+    assert tiny_sweep(tmp_path, batch_sizes=[2, 3], repeats=3, resume=True) == []
+
+
+def test_a_repeat_counts_once_however_many_oom_retries_it_took(tmp_path, faulty):
+    from kerasbench._runs.sweep import finished_counts
+
+    first = tiny_sweep(tmp_path, models=["oom_above_2"], batch_sizes=[4], oom_retry=True)
+    assert [(r.batch_size, r.status) for r in first] == [(4, "oom"), (2, "ok")]
+    key = RunConfig(model="oom_above_2", batch_size=4, **TINY).key()
+    assert finished_counts(tmp_path / "box.jsonl", "box") == {key: 1}
+    assert finished_counts(tmp_path / "box.jsonl", "box", retry_failed=True) == {key: 1}
+    again = tiny_sweep(tmp_path, models=["oom_above_2"], batch_sizes=[4], oom_retry=True,
+                       repeats=2, resume=True)
+    assert [(r.batch_size, r.status) for r in again] == [(4, "oom"), (2, "ok")]
 
 
 @pytest.mark.slow
@@ -483,6 +516,26 @@ def test_cli_sweep_report_and_compare(tmp_path, capsys):
     assert "Trivial" not in out and "AlexNet" not in out
     assert main(["compare", str(tmp_path / "box.jsonl"), "--models", "lenett"]) == 2
     assert "Did you mean 'lenet'" in capsys.readouterr().err
+
+
+def test_cli_repeats_show_the_mean_and_the_ratio_interval(tmp_path, capsys):
+    base = ["sweep", "--models", "lenet", "--batch-sizes", "2", "--steps", "3",
+            "--warmup-steps", "1", "--image-size", "8", "--num-classes", "3",
+            "--no-isolate", "--repeats", "2"]
+    for machine in ("a", "b"):
+        assert main(base + ["--out", str(tmp_path / f"{machine}.jsonl"),
+                            "--machine", machine]) == 0
+        out = capsys.readouterr().out
+        assert re.search(r"^\| 2 \| [\d.]+ \+/- [\d.>]+% \(2 runs\) \|$", out, re.M)
+        assert "2 of 2 runs succeeded" in out
+    assert main(["compare", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")]) == 0
+    out = capsys.readouterr().out
+    # Two tiny runs a side: Fieller's interval exists only when the baseline's
+    # mean is clearly above zero (t_{0.975, 1} = 12.7), so it may be left out.
+    row = re.search(r"^\| LeNet \| train \| 2 \| fp32 \| (.*) \|$", out, re.M).group(1)
+    assert re.fullmatch(r"[\d.]+ \+/- [\d.>]+% \(2 runs\) \| [\d.]+ \+/- [\d.>]+% "
+                        r"\(2 runs\) \| [\d.]+x( \[[\d.]+, [\d.]+\]( n\.s\.)?)?", row)
+    assert "across them (the mean of the runs, Student's t)" in out
 
 
 def test_cli_sweep_exit_code_says_something_failed(tmp_path, capsys, faulty):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -14,6 +15,7 @@ import keras
 from kerasbench import _tensorboard, _validate
 from kerasbench._callback.counting import MAX_PENDING_STEPS, Phase, count, loss_count_variable
 from kerasbench._callback.loops import END_HOOK, ENDED, Loop
+from kerasbench._callback.stopping import STOP_FLAGS, Stopper, stopping_arguments
 from kerasbench._tensorboard import ScalarLog
 from kerasbench._timing import text as _text
 from kerasbench._timing.meter import DEFAULT_WARMUP_STEPS, PENDING, PhaseMeter
@@ -26,7 +28,8 @@ _TB_TAGS = ("step_time_s", "step_images_per_sec", "images_per_sec", "steps_per_s
 _TB_WRITE_EVERY_S = 10.0
 _TB_MAX_PENDING = 30_000
 _ARGS = ("batch_size", "warmup_steps", "log_every", "log_dir", "verbose", "max_recorded_steps",
-         "clock")
+         "clock", "target_precision", "stop_at_precision", "min_steps", "max_steps",
+         "max_time_s")
 _ROUTES = ("_train", "_test", "_predict")
 
 logger = logging.getLogger("kerasbench")
@@ -110,6 +113,22 @@ class ThroughputCallback(keras.callbacks.Callback):
         clock: A function returning seconds (default `time.perf_counter`).
             Readings that do not advance or go backwards are handled (see
             docs/metrics.md, "Clock readings").
+        target_precision: A half-width for the 95 % confidence interval of
+            images/sec, as a share of it (``0.01`` or ``"1%"``: +/-1 %).
+            Reporting only: each result and summary says whether the final
+            interval is that narrow (``target_reached``) and, if not, about
+            how many steps would make it so. Training is never stopped.
+        stop_at_precision: The same target, and the one way to let the
+            callback end a loop: at the first check where the interval is
+            that narrow (after ``min_steps`` measured steps), or at
+            ``max_steps`` measured steps or ``max_time_s`` measured seconds,
+            it sets the model's ``stop_training`` (``stop_evaluating``,
+            ``stop_predicting``), so `fit` (`evaluate`, `predict`) ends after
+            that step; ``stop_reason`` in the result says why. Validation
+            inside `fit` is never stopped.
+        min_steps, max_steps, max_time_s: The bounds of ``stop_at_precision``
+            (default 20 measured steps at least, no other bound); measured
+            steps and seconds exclude the warmup.
 
     Attributes:
         results: ``dict`` of `ThroughputResult` by phase (``"train"``,
@@ -144,6 +163,11 @@ class ThroughputCallback(keras.callbacks.Callback):
         verbose=1,
         max_recorded_steps=DEFAULT_CAPACITY,
         clock=time.perf_counter,
+        target_precision=None,
+        stop_at_precision=None,
+        min_steps=None,
+        max_steps=None,
+        max_time_s=None,
         **kwargs,
     ):
         super().__init__()
@@ -162,6 +186,9 @@ class ThroughputCallback(keras.callbacks.Callback):
             raise ValueError("`clock` must be a function returning seconds, such as "
                              f"time.perf_counter. Received: clock={clock!r}")
         self.clock = clock
+        (self.target_precision, self.stop_at_precision, self.min_steps, self.max_steps,
+         self.max_time_s) = stopping_arguments(target_precision, stop_at_precision,
+                                               min_steps, max_steps, max_time_s)
         self.meters = {}
         self._results = {}
         self._writer = _tensorboard.default_writer(keras.backend.backend())
@@ -248,12 +275,18 @@ class ThroughputCallback(keras.callbacks.Callback):
     def _begin(self, loop, name, total_steps=None, steps_per_epoch=None):
         model = loop.model
         st = Phase(name, loop, PhaseMeter(name, self.warmup_steps, count(total_steps),
-                                          self.max_recorded_steps), self.batch_size)
+                                          self.max_recorded_steps, self.target_precision),
+                   self.batch_size)
         loop.phases[name] = st
         self.meters[name] = st.meter
         st.spe = count(getattr(model, "steps_per_execution", 1), minimum=1) or 1
         st.steps_per_epoch = count(steps_per_epoch)
-        st.next_log = self.log_every
+        st.next_log = st.next_event = self.log_every
+        if self.stop_at_precision is not None and name != "validation":
+            st.stopper = Stopper(self.stop_at_precision, self.min_steps, self.max_steps,
+                                 self.max_time_s)
+            st.next_check = st.stopper.next_check(st.meter)
+            st.next_event = min(st.next_log, st.next_check)
         st.global_step = self._global_steps.get(name, 0)
         if self.batch_size is None and name != "predict":
             variable = loss_count_variable(model)
@@ -354,15 +387,32 @@ class ThroughputCallback(keras.callbacks.Callback):
             self._tb(st, "write")
             st.last_write = self.clock()
         st.progbar_open = True
+        if meter.steps_done >= st.next_event:
+            self._event(st, duration / k, measured)
+
+    def _event(self, st, step_time_s, measured):
+        """A progress line and a mark for the intervals (every ``log_every``
+        steps), a precision check (with ``stop_at_precision``), or both."""
+        meter = st.meter
         if meter.steps_done >= st.next_log:
             st.next_log = (meter.steps_done // self.log_every + 1) * self.log_every
+            meter.mark()
             if self.verbose == 1:
                 unit = "images" if meter.samples_known else "steps"
                 line = _text.format_progress_line(
-                    st.name, meter.steps_done, duration / k,
+                    st.name, meter.steps_done, step_time_s,
                     meter.running_stats() if measured else None, unit,
                 )
                 self._emit(line, st)
+        if meter.steps_done >= st.next_check:
+            self._settle(st)  # the check counts every step so far
+            reason = st.stopper.check(meter)
+            if reason is None:
+                st.next_check = st.stopper.next_check(meter)
+            else:
+                meter.stop_reason, st.next_check = reason, math.inf
+                setattr(st.loop.model, STOP_FLAGS[st.loop.kind], True)
+        st.next_event = min(st.next_log, st.next_check)
 
     def _unclocked(self, st, duration, k):
         """A step without a usable clock reading (the meter says how it counts it)."""

@@ -37,7 +37,7 @@ class Phase:
         "name", "loop", "meter", "spe", "steps_per_epoch", "begin_index", "batch_size",
         "read_count", "prev_count", "read_iterations", "prev_iterations", "tb",
         "global_step", "next_log", "read_by", "last_write", "progbar_open", "merging",
-        "broken",
+        "broken", "stopper", "next_check", "next_event",
     )
 
     def __init__(self, name, loop, meter, batch_size=None):
@@ -48,6 +48,11 @@ class Phase:
         self.prev_count = self.last_write = 0.0
         self.read_by = MAX_PENDING_STEPS
         self.progbar_open = self.merging = self.broken = False
+        # With stop_at_precision: the phase's `Stopper` and the step of its
+        # next check; the step hook acts at next_event, the sooner of that
+        # and the next progress line.
+        self.stopper = None
+        self.next_check = self.next_event = math.inf
 
     def reader(self, variable, group):
         """A reader of ``variable`` for this backend: ``(reader, None)`` or ``(None, reason)``."""

@@ -102,6 +102,16 @@ def register_model(
     Builders should import Keras inside the function, so the registry stays
     cheap to import.
 
+    A registered model runs wherever a built-in one does: `create_model`,
+    `reference` and, in this process, ``sweep(..., isolate=False)``. An
+    isolated sweep (the default) runs each configuration in a fresh Python
+    process, which imports the module that registered the model: register
+    it in an importable module (installed, on ``PYTHONPATH`` or in the
+    folder the sweep runs from). A model registered in ``__main__`` (a
+    script or a notebook) cannot reach that process, and such a sweep is
+    refused before anything runs. The ``kerasbench`` command knows only the
+    built-in models. See docs/adding-models.md.
+
     Args:
         name: Registry name: lowercase letters, digits and underscores,
             starting with a letter. Must not be registered already.
@@ -121,7 +131,8 @@ def register_model(
         ValueError: If the name is malformed or taken, or the metadata is
             inconsistent.
 
-    Example:
+    Example (``params``: 32 * 32 * 3 inputs times 1000 classes, plus 1000
+    biases):
 
     ```python
     @register_model(

@@ -22,7 +22,7 @@ from kerasbench._results.selection import (
     check_models,
     check_results,
     first_seen,
-    latest_by,
+    group_runs,
     series_key,
 )
 
@@ -38,7 +38,10 @@ def plot_results(results, path, *, batch_size=None, models=None, baseline=None, 
     precision or mode when the results hold several), has its own colour,
     published figures are hatched. There is one subplot per batch size, or
     only ``batch_size``. Each bar is labelled with its images/sec and its
-    speedup over the slowest series for that model (or over ``baseline``).
+    speedup over the slowest series for that model (or over ``baseline``);
+    a configuration that ran several times is drawn at the mean of its
+    runs. Error bars show the 95 % confidence interval where one is known
+    (across runs for repeats, else the run's own; see `Runs`).
     The y axis is logarithmic when the values span more than
     `LOG_SCALE_RATIO` (20x). Failed runs are left out. The file is written
     through a temporary file and renamed into place, so a link at ``path``
@@ -154,9 +157,10 @@ class _Chart:
     def __init__(self, ok, order, labels, base_series):
         self.order, self.labels, self.base_series = order, labels, base_series
         self.series = list(labels)
-        self.chosen, _ = latest_by(ok, lambda r: series_key(r) + (r.model, r.batch_size))
+        self.chosen = group_runs(ok, lambda r: series_key(r) + (r.model, r.batch_size))
         self.batch_sizes = sorted({r.batch_size for r in ok})
         self.positive = [r.images_per_sec for r in self.chosen.values() if r.images_per_sec > 0]
+        self.error_bars = any(r.interval is not None for r in self.chosen.values())
         self.log_scale = use_log_scale(self.positive)
         self.published = {series_key(r) for r in ok if r.source == "published"}
         self.colors = [f"C{i % 10}" for i in range(len(self.series))]
@@ -182,14 +186,17 @@ class _Chart:
     def _panel(self, ax, batch_size):
         top = 0.0
         for model_index, model in enumerate(self.order):
-            bars = {s: self.chosen.get(s + (model, batch_size)) for s in self.series}
-            bars = {s: r.images_per_sec for s, r in bars.items() if r is not None}
+            runs = {s: self.chosen.get(s + (model, batch_size)) for s in self.series}
+            runs = {s: r for s, r in runs.items() if r is not None}
+            bars = {s: r.images_per_sec for s, r in runs.items()}
             base = _base_value(bars, self.base_series)
             for i, s in enumerate(self.series):
                 if s in bars:
                     x = model_index - 0.4 + self.bar_width * (i + 0.5)
-                    self._bar(ax, x, bars[s], i, base if len(bars) > 1 else None)
-                    top = max(top, bars[s])
+                    whisker = self._error_bar(ax, x, runs[s].interval)
+                    self._bar(ax, x, bars[s], i, base if len(bars) > 1 else None,
+                              label_at=max(bars[s], whisker))
+                    top = max(top, bars[s], whisker)
         ax.set_xticks(range(len(self.order)), [_plain(model_label(m)) for m in self.order],
                       rotation=20 if len(self.order) > 6 else 0)
         ax.set_xlim(-0.6, len(self.order) - 0.4)
@@ -203,7 +210,7 @@ class _Chart:
         else:
             ax.set_ylim(0, top * 1.3 if top > 0 else 1)
 
-    def _bar(self, ax, x, value, i, base):
+    def _bar(self, ax, x, value, i, base, label_at):
         hatched = self.series[i] in self.published
         ax.bar(x, value, self.bar_width * 0.92, color=self.colors[i],
                hatch="//" if hatched else None, edgecolor="white" if hatched else None,
@@ -211,8 +218,20 @@ class _Chart:
         text = format_images_per_sec(value)
         if base:
             text += "\n" + format_ratio(value / base)
-        ax.annotate(text, (x, value), xytext=(0, 2), textcoords="offset points",
+        ax.annotate(text, (x, label_at), xytext=(0, 2), textcoords="offset points",
                     ha="center", va="bottom", fontsize=self.font, linespacing=1.0)
+
+    def _error_bar(self, ax, x, interval):
+        """Draws the 95 % interval of a bar; returns its top (0 without one).
+        An interval unbounded above is drawn to twice the figure."""
+        if interval is None:
+            return 0.0
+        high = min(interval.high, 2 * interval.estimate)
+        low = max(interval.low, interval.estimate / 10 if self.log_scale else 0.0)
+        ax.errorbar(x, interval.estimate, yerr=[[interval.estimate - low],
+                                                [high - interval.estimate]],
+                    fmt="none", ecolor="0.15", elinewidth=0.8, capsize=2)
+        return high
 
     def _legend(self, fig):
         from matplotlib.patches import Patch
@@ -227,7 +246,9 @@ class _Chart:
                    fontsize=9, frameon=False, title_fontsize=11,
                    title=_plain(f"{_mode_title(self.ok)} throughput, images/sec"
                                 f"{' (log scale)' if self.log_scale else ''}; "
-                                f"speedup over {against}"))
+                                f"speedup over {against}"
+                                + ("; error bars: 95 % confidence intervals"
+                                   if self.error_bars else "")))
         footnote = _footnote(self.ok)
         if footnote:
             fig.supxlabel(_plain(footnote), fontsize=7, color="0.3")

@@ -37,15 +37,17 @@ from kerasbench._results.formatting import (
     MISSING_CELL,
     describe,
     device_name,
-    format_ratio,
+    figure_cell,
+    interval_note,
     machine_label,
     md_escape,
     model_label,
     published_note,
-    status_cell,
+    ratio_cell,
     status_counts,
+    successful_runs,
 )
-from kerasbench._results.selection import check_results, first_seen, latest_by
+from kerasbench._results.selection import check_results, first_seen, group_runs
 
 #: Fields that match configurations across sets, in row order.
 MATCH_FIELDS = ("model", "batch_size", "precision", "mode")
@@ -87,11 +89,24 @@ class Cell:
 
     Attributes:
         column: The column label.
-        status: ``"ok"``, ``"oom"``, ``"error"``, or ``"missing"`` when the
-            column has no result for the row.
-        images_per_sec: images/sec of a successful run, else None.
+        status: ``"ok"`` (at least one run succeeded), ``"oom"``,
+            ``"error"``, or ``"missing"`` when the column has no result for
+            the row.
+        images_per_sec: images/sec of a successful run (the mean of the
+            successful runs of a configuration that ran several times).
+        runs: How many runs succeeded.
+        images_per_sec_ci_low, images_per_sec_ci_high, ci_method: The 95 %
+            confidence interval of ``images_per_sec`` and its kind:
+            ``"across_runs"``, or ``"batch_means"`` (one run's own); None
+            when unknown (published figures, older results).
         ratio: ``images_per_sec`` divided by the baseline column's, when both
             ran successfully; None otherwise and in the baseline column.
+        ratio_ci_low, ratio_ci_high: Fieller's 95 % interval of ``ratio``
+            (see `kerasbench._timing.intervals.ratio_interval`), when both
+            cells have an interval; None otherwise.
+        significant: Whether the ratio differs from 1 at the 5 % level (the
+            interval excludes 1.00x; Welch's t test); None without an
+            interval.
         model, mode, batch_size, precision: The configuration of the result
             (they differ between cells only in ignored fields); None when
             missing.
@@ -101,7 +116,14 @@ class Cell:
     column: str
     status: str
     images_per_sec: float | None = None
+    runs: int = 0
+    images_per_sec_ci_low: float | None = None
+    images_per_sec_ci_high: float | None = None
+    ci_method: str | None = None
     ratio: float | None = None
+    ratio_ci_low: float | None = None
+    ratio_ci_high: float | None = None
+    significant: bool | None = None
     model: str | None = None
     mode: str | None = None
     batch_size: int | None = None
@@ -211,12 +233,28 @@ class Comparison:
             lines += [f"- {_key_description(e.key)}: only in "
                       f"{', '.join(map(md_escape, e.present))} "
                       f"(not in {', '.join(map(md_escape, e.missing))})" for e in self.only_in]
-        if self.notes or published:
+        notes = self._interval_notes() + self.notes
+        if notes or published:
             lines += ["", "Notes:", ""]
             lines += [f"-{marks[c.label]} {md_escape(c.label)}: "
                       f"{md_escape(published_note(c.citation))}" for c in published]
-            lines += [f"- {md_escape(n)}" for n in self.notes]
+            lines += [f"- {md_escape(n)}" for n in notes]
         return "\n".join(lines) + "\n"
+
+    def _interval_notes(self):
+        """What ``+/-``, the ratio intervals and ``n.s.`` mean, when shown."""
+        cells = [c for row in self.rows for c in row.cells if c.status == "ok"]
+        notes = [interval_note(c.ci_method for c in cells)]
+        if any(c.ratio_ci_low is not None for c in cells):
+            notes.append(
+                "[low, high]: 95 % confidence interval of the ratio (Fieller's interval for "
+                "a ratio of means, with Welch-Satterthwaite degrees of freedom); n.s.: not "
+                "significant at the 5 % level (the interval contains 1.00x, as Welch's t "
+                "test finds)." + (
+                    " Intervals within single runs leave out run-to-run variation: run "
+                    "`kerasbench sweep --repeats N` for intervals across runs."
+                    if any(c.ci_method == "batch_means" for c in cells) else ""))
+        return [n for n in notes if n]
 
     def _intro(self, headers):
         base = self.columns[0]
@@ -248,7 +286,8 @@ class Comparison:
         for row in self.rows:
             cells = [_key_text(f, row.key[f]) for f in key_fields]
             cells += [self._cell_text(c) for c in row.cells]
-            cells += ["-" if c.ratio is None else format_ratio(c.ratio) for c in row.cells[1:]]
+            cells += [ratio_cell(c.ratio, c.ratio_ci_low, c.ratio_ci_high, c.significant)
+                      for c in row.cells[1:]]
             lines.append("| " + " | ".join(cells) + " |")
         if not self.rows:
             lines += ["| " + " | ".join(["-"] * len(header)) + " |", "",
@@ -258,7 +297,11 @@ class Comparison:
     def _cell_text(self, cell):
         if cell.status == MISSING:
             return MISSING_CELL
-        text = status_cell(cell.status, cell.images_per_sec)
+        half_width = None
+        if cell.images_per_sec_ci_low is not None and cell.images_per_sec:
+            half_width = (cell.images_per_sec_ci_high - cell.images_per_sec_ci_low) / 2 \
+                / cell.images_per_sec
+        text = figure_cell(cell.status, cell.images_per_sec, half_width, cell.runs)
         extras = [_key_text(f, getattr(cell, f)) for f in _KEY_ORDER if f in self.ignore]
         if extras:
             text += f" ({', '.join(extras)})"
@@ -446,17 +489,18 @@ def _columns(sets):
 
 
 def _latest(columns, members):
-    """The latest result per full configuration within each column, and a
-    note for each configuration that ran more than once."""
+    """The `Runs` of each full configuration within each column, and a note
+    for each configuration with failed runs among successful ones."""
     latest, notes = {}, []
     for column in columns:
-        chosen, duplicates = latest_by(members[column.label],
-                                       lambda r: (r.model, r.mode, r.batch_size, r.precision))
+        chosen = group_runs(members[column.label],
+                            lambda r: (r.model, r.mode, r.batch_size, r.precision))
         latest[column.label] = list(chosen.values())
-        for key, n in duplicates.items():
-            r = chosen[key]
-            notes.append(f"{column.label}: {describe(r)} ran {n} times; using the latest "
-                         f"(finished {r.finished_at or 'at an unknown time'}).")
+        for runs in chosen.values():
+            if runs.status == "ok" and runs.ok_count < len(runs.results):
+                notes.append(f"{column.label}: {describe(runs.latest)} ran "
+                             f"{len(runs.results)} times ({runs.failed_statuses}); "
+                             f"using {successful_runs(runs.ok_count)}.")
     return latest, notes
 
 
@@ -465,9 +509,9 @@ def _rows(columns, latest, match_fields):
     (models, modes and precisions as first seen, batch sizes ascending)."""
     by_key = {}
     for column in columns:
-        for r in latest[column.label]:
-            key = tuple(getattr(r, f) for f in match_fields)
-            by_key.setdefault(key, {}).setdefault(column.label, []).append(r)
+        for runs in latest[column.label]:
+            key = tuple(getattr(runs.latest, f) for f in match_fields)
+            by_key.setdefault(key, {}).setdefault(column.label, []).append(runs)
     rows, only_in = [], []
     for key in sorted(by_key, key=_sort_key(columns, latest, match_fields)):
         per_column = by_key[key]
@@ -482,8 +526,8 @@ def _rows(columns, latest, match_fields):
         choices = [per_column.get(c.label, [None]) for c in columns]
         for combination in itertools.product(*choices):
             cells = [_cell(c.label, r) for c, r in zip(columns, combination)]
-            for cell in cells[1:]:
-                cell.ratio = _ratio(cells[0], cell)
+            for cell, runs in zip(cells[1:], combination[1:]):
+                _set_ratio(cell, cells[0], combination[0], runs)
             rows.append(Row(key=dict(key_dict), cells=cells))
     return rows, only_in
 
@@ -491,9 +535,9 @@ def _rows(columns, latest, match_fields):
 def _sort_key(columns, latest, match_fields):
     order = {f: {} for f in _KEY_ORDER}
     for column in columns:
-        for r in latest[column.label]:
+        for runs in latest[column.label]:
             for f in ("model", "mode", "precision"):
-                order[f].setdefault(getattr(r, f), len(order[f]))
+                order[f].setdefault(getattr(runs.latest, f), len(order[f]))
 
     def sort_key(key):
         d = dict(zip(match_fields, key))
@@ -503,23 +547,40 @@ def _sort_key(columns, latest, match_fields):
     return sort_key
 
 
-def _ratio(base, cell):
-    """``cell``'s images/sec over ``base``'s, or None when either failed or
-    the ratio would not be a finite number."""
+def _set_ratio(cell, base, base_runs, runs):
+    """Sets ``cell``'s ratio to the baseline cell ``base``: None when either
+    failed or the ratio would not be a finite number; with Fieller's
+    interval and its significance when both have an interval."""
     if base.status != "ok" or cell.status != "ok" or not base.images_per_sec \
             or cell.images_per_sec is None:
-        return None
+        return
     ratio = cell.images_per_sec / base.images_per_sec
-    return ratio if math.isfinite(ratio) else None
+    if not math.isfinite(ratio):
+        return
+    cell.ratio = ratio
+    if base_runs.interval is None or runs.interval is None:
+        return
+    from kerasbench._timing.intervals import ratio_interval
+
+    interval = ratio_interval(runs.interval, base_runs.interval)
+    if interval is not None:
+        cell.ratio_ci_low, cell.ratio_ci_high = interval.low, interval.high
+        cell.significant = not interval.contains(1.0)
 
 
-def _cell(label, result):
-    if result is None:
+def _cell(label, runs):
+    if runs is None:
         return Cell(column=label, status=MISSING)
-    return Cell(column=label, status=result.status,
-                images_per_sec=result.images_per_sec if result.ok else None,
-                model=result.model, mode=result.mode, batch_size=result.batch_size,
-                precision=result.precision, source=result.source)
+    r, interval = runs.latest, runs.interval
+    ok = runs.status == "ok"
+    return Cell(column=label, status=runs.status,
+                images_per_sec=runs.images_per_sec if ok else None,
+                runs=runs.ok_count,
+                images_per_sec_ci_low=interval.low if ok and interval else None,
+                images_per_sec_ci_high=interval.high if ok and interval else None,
+                ci_method=interval.method if ok and interval else None,
+                model=r.model, mode=r.mode, batch_size=r.batch_size,
+                precision=r.precision, source=r.source)
 
 
 def _resolve_baseline(baseline, columns):

@@ -10,21 +10,29 @@ from kerasbench._results.files import replace_atomically
 from kerasbench._results.formatting import device_name
 from kerasbench._results.selection import check_results
 
-#: Columns of the CSV export, in order: the configuration, the outcome, the
-#: figures (names as in `ThroughputResult`), then settings and provenance.
-CSV_COLUMNS = (
-    "model", "mode", "batch_size", "precision", "device", "machine", "status", "error",
-    "images_per_sec", "images_per_sec_sem", "images_per_sec_jitter",
+_RESULT_COLUMNS = ("model", "mode", "batch_size", "precision", "device", "machine",
+                   "status", "error")
+#: The figures, named as in `ThroughputResult`: images/sec with its 95 %
+#: confidence interval (``ci_method``, ``ci_df``: how it was computed) and the
+#: classic standard error, then the step times; last how an adaptive run
+#: (``target_precision``) ended.
+_STATS_COLUMNS = (
+    "images_per_sec", "images_per_sec_ci_low", "images_per_sec_ci_high", "ci_method",
+    "ci_df", "images_per_sec_sem", "images_per_sec_jitter",
     "steps_per_sec", "step_time_s", "step_time_sd_s", "step_time_p50_s",
     "step_time_p90_s", "step_time_p99_s", "step_time_min_s", "step_time_max_s",
-    "steps", "samples", "warmup_steps", "first_step_s",
-    "image_size", "num_classes", "optimizer", "jit_compile", "data_format",
-    "steps_per_execution", "backend", "params",
-    "keras", "tensorflow", "kerasbench", "source", "started_at", "finished_at",
+    "steps", "samples", "time_s", "warmup_steps", "first_step_s",
+    "target_reached", "stop_reason",
 )
-_STATS_COLUMNS = CSV_COLUMNS[8:23]
-_CONFIG_COLUMNS = CSV_COLUMNS[23:29]
+_CONFIG_COLUMNS = ("image_size", "num_classes", "optimizer", "jit_compile", "data_format",
+                   "steps_per_execution", "target_precision")
 _VERSION_COLUMNS = ("keras", "tensorflow", "kerasbench")
+
+#: Columns of the CSV export, in order: the configuration, the outcome, the
+#: figures, then settings and provenance.
+CSV_COLUMNS = (_RESULT_COLUMNS + _STATS_COLUMNS + _CONFIG_COLUMNS
+               + ("backend", "params") + _VERSION_COLUMNS
+               + ("source", "started_at", "finished_at"))
 
 #: How a cell that a spreadsheet would run as a formula begins (OWASP's
 #: list: ``=``, ``+``, ``-``, ``@``, tab and carriage return).

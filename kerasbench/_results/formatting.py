@@ -1,8 +1,9 @@
 """The words and numbers of tables, charts and comparisons, written once.
 
 Shared by `tables`, `chart`, `report` and `compare`: model names, figures
-(``466``, ``54.0``, ``0.047``), ratios (``2.50x``), the cell of a result
-(images/sec, ``OOM``, ``error`` or ``n/a``), labels of machines and devices,
+(``466``, ``54.0``, ``0.047``), ratios (``2.50x``), intervals (``+/- 1.2%``),
+the cell of a configuration's runs (images/sec with its interval, ``OOM``,
+``error`` or ``n/a``), labels of machines and devices,
 the note on published figures, and Markdown escaping. Pure Python.
 """
 
@@ -90,6 +91,19 @@ def format_ratio(ratio):
     return f"{ratio:.{1 - math.floor(math.log10(ratio))}f}x"
 
 
+def ratio_cell(ratio, low=None, high=None, significant=None):
+    """A ratio with its 95 % interval when known, ``" n.s."`` when not
+    significant: ``"2.50x [2.41, 2.60]"``; ``"-"`` without a ratio."""
+    if ratio is None:
+        return "-"
+    text = format_ratio(ratio)
+    if low is not None:
+        text += f" [{format_ratio(low)[:-1]}, {format_ratio(high)[:-1]}]"
+        if not significant:
+            text += " n.s."
+    return text
+
+
 def status_cell(status, images_per_sec):
     """The cell of one run: `format_images_per_sec` when ``status`` is
     ``"ok"``, ``"OOM"`` or ``"error"`` for a failed run."""
@@ -98,11 +112,61 @@ def status_cell(status, images_per_sec):
     return format_images_per_sec(images_per_sec)
 
 
-def result_cell(result):
-    """The cell of a `BenchmarkResult` (see `status_cell`), ``"n/a"`` for None."""
-    if result is None:
+def format_half_width(relative):
+    """The half-width of a 95 % interval as a share of its figure:
+    ``"+/- 1.2%"`` (as the summary prints it), ``"+/- >100%"`` from 100 % on
+    and when unbounded; ``""`` for ``None``."""
+    from kerasbench._timing.text import percent
+
+    if relative is None or math.isnan(relative):
+        return ""
+    return "+/- >100%" if relative >= 1 else f"+/- {percent(relative)}"
+
+
+def figure_cell(status, images_per_sec, half_width=None, runs=1):
+    """The cell of a configuration: `status_cell`, then for a success the
+    half-width of its 95 % interval (`format_half_width`, when known) and
+    the number of runs averaged when more than one: ``"466 +/- 0.8% (3 runs)"``."""
+    text = status_cell(status, images_per_sec)
+    if status == "ok":
+        if half_width is not None:
+            text += " " + format_half_width(half_width)
+        if runs > 1:
+            text += f" ({runs} runs)"
+    return text
+
+
+def successful_runs(count):
+    """``"the one successful run"`` or ``"the mean of the 3 successful runs"``:
+    what a cell shows when some runs of its configuration failed."""
+    return "the one successful run" if count == 1 else \
+        f"the mean of the {count} successful runs"
+
+
+def runs_cell(runs):
+    """The cell of a configuration's `Runs` (see `figure_cell`), ``"n/a"``
+    for None."""
+    if runs is None:
         return MISSING_CELL
-    return status_cell(result.status, result.images_per_sec)
+    half_width = None if runs.interval is None else runs.interval.relative_half_width
+    return figure_cell(runs.status, runs.images_per_sec, half_width, runs.ok_count)
+
+
+def interval_note(methods):
+    """The note explaining ``+/-`` under a table or comparison, given the
+    ``method`` of each interval shown; ``None`` when none is."""
+    kinds = set(methods) - {None}
+    if not kinds:
+        return None
+    parts = []
+    if "batch_means" in kinds:
+        parts.append("for one run, within the run (overlapping batch means of its step "
+                     "times; it leaves out run-to-run variation)")
+    if "across_runs" in kinds:
+        parts.append("for several runs (sweep --repeats), across them (the mean of the "
+                     "runs, Student's t)")
+    return ("+/-: half-width of the 95 % confidence interval of images/sec, as a share "
+            "of the figure: " + "; ".join(parts) + ".")
 
 
 def published_note(citation):

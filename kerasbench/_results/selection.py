@@ -1,14 +1,16 @@
-"""Which results to show: argument checks, groups, and the latest run of each.
+"""Which results to show: argument checks, groups, and the runs of each
+configuration (its repeats: their mean and 95 % interval).
 
 Shared by `tables`, `chart`, `report` and `compare`. Pure Python.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from kerasbench import _validate
-from kerasbench._results.formatting import device_name, machine_label
+from kerasbench._results.formatting import device_name, machine_label, status_counts
 
 
 def check_results(results, name="results", *, allow_empty=False):
@@ -66,26 +68,97 @@ def series_key(result):
             result.backend or "")
 
 
-def latest_by(results, key):
-    """Keeps one result per key: the one that finished last.
+def latest(results):
+    """The result that finished last: compared by ``finished_at`` (ISO 8601
+    strings; a missing time counts as oldest), the later in the list on a tie."""
+    chosen = None
+    for r in results:
+        if chosen is None or (r.finished_at or "") >= (chosen.finished_at or ""):
+            chosen = r
+    return chosen
 
-    Results are compared by ``finished_at`` (ISO 8601 strings; a missing time
-    counts as oldest); on a tie the one later in the list wins.
+
+@dataclasses.dataclass(frozen=True)
+class Runs:
+    """Every run of one configuration (its repeats) and the figure they give.
+
+    Attributes:
+        results: The runs, in the order given (failures included).
+        latest: The one that finished last (see `latest`).
+        status: ``"ok"`` when at least one run succeeded, else the latest's.
+        images_per_sec: The mean images/sec of the successful runs, or ``None``.
+        interval: The 95 % `Interval` of ``images_per_sec``: across runs
+            (Student's t) with two successful runs or more, the run's own
+            (batch means of its steps) with one, ``None`` when unknown.
+    """
+
+    results: tuple
+    latest: object
+    status: str
+    images_per_sec: float | None
+    interval: object
+
+    @property
+    def ok_count(self):
+        """How many runs succeeded (with a figure)."""
+        return sum(_succeeded(r) for r in self.results)
+
+    @property
+    def failed_statuses(self):
+        """``"1 oom, 1 error"``: the other runs by status, or ``""``."""
+        return status_counts([r for r in self.results if not _succeeded(r)])
+
+
+def _succeeded(result):
+    return result.ok and result.images_per_sec is not None
+
+
+def run_interval(result):
+    """The interval stored with one run (``images_per_sec_ci_low``,
+    ``_ci_high`` and ``ci_df`` in its stats; ``_ci_high`` is None when the
+    interval has no upper end), or ``None`` without one."""
+    import math
+
+    from kerasbench._timing.intervals import BATCH_MEANS, Interval
+
+    stats = result.stats
+    low, high, df = (stats.get(k) for k in ("images_per_sec_ci_low",
+                                             "images_per_sec_ci_high", "ci_df"))
+    if not result.ok or result.images_per_sec is None or low is None or df is None or df < 1:
+        return None
+    return Interval(estimate=result.images_per_sec, low=low,
+                    high=math.inf if high is None else high, df=df,
+                    method=stats.get("ci_method") or BATCH_MEANS)
+
+
+def summarize_runs(results):
+    """The `Runs` of a non-empty list of results of one configuration."""
+    from kerasbench._timing.intervals import mean_interval
+
+    results = tuple(results)
+    ok = [r for r in results if _succeeded(r)]
+    if len(ok) >= 2:
+        interval = mean_interval(r.images_per_sec for r in ok)
+        figure = interval.estimate
+    else:
+        interval = run_interval(ok[0]) if ok else None
+        figure = ok[0].images_per_sec if ok else None
+    last = latest(results)
+    return Runs(results=results, latest=last, status="ok" if ok else last.status,
+                images_per_sec=figure, interval=interval)
+
+
+def group_runs(results, key):
+    """Gathers the runs of each configuration.
 
     Args:
         results: A list of `BenchmarkResult`.
-        key: A function of a result giving its key.
+        key: A function of a result giving its configuration's key.
 
     Returns:
-        ``(chosen, duplicates)``: a dict key -> the latest result, in order of
-        first appearance, and a dict key -> how many results had that key,
-        for the keys seen more than once.
+        A dict key -> `Runs`, in order of first appearance.
     """
-    chosen, counts = {}, {}
+    groups = {}
     for r in results:
-        k = key(r)
-        counts[k] = counts.get(k, 0) + 1
-        old = chosen.get(k)
-        if old is None or (r.finished_at or "") >= (old.finished_at or ""):
-            chosen[k] = r
-    return chosen, {k: n for k, n in counts.items() if n > 1}
+        groups.setdefault(key(r), []).append(r)
+    return {k: summarize_runs(group) for k, group in groups.items()}

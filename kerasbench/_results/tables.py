@@ -13,18 +13,20 @@ from kerasbench._results.formatting import (
     MISSING_CELL,
     device_label,
     first_line,
+    interval_note,
     machine_label,
     md_escape,
     model_label,
     published_label,
     published_note,
-    result_cell,
+    runs_cell,
+    successful_runs,
 )
 from kerasbench._results.selection import (
     check_models,
     check_results,
     first_seen,
-    latest_by,
+    group_runs,
     series_key,
 )
 
@@ -45,12 +47,15 @@ def markdown_tables(results, models=None):
     else the order they first appear in ``results``; cells are images/sec
     formatted by `format_images_per_sec` (integers from 100, one decimal
     below), ``OOM`` or ``error`` for failed runs and ``n/a`` for
-    configurations without a result. A ``Precision`` and an ``Optimizer``
-    row close the table (``-`` as optimizer for inference). Below it come
-    the settings shared by the table's runs, the citation of published
-    figures, the first line of each error, and a note for each
-    configuration that ran more than once (the latest, by ``finished_at``,
-    is shown).
+    configurations without a result. A cell with a 95 % confidence
+    interval shows its half-width (``466 +/- 0.8%``). A configuration that
+    ran several times (``sweep --repeats``) shows the mean of its successful
+    runs, its interval across them and their number (``466 +/- 1.1% (3
+    runs)``). A ``Precision`` and an ``Optimizer`` row close the table
+    (``-`` as optimizer for inference). Below it come the settings shared by
+    the table's runs, the citation of published figures, what ``+/-``
+    means, the first line of each error (of the latest run), and a note for
+    each configuration with failed runs among successful ones.
 
     Args:
         results: A non-empty list of `BenchmarkResult`.
@@ -90,7 +95,7 @@ def markdown_tables(results, models=None):
 
 def _table(group, order, all_columns):
     """One table: heading, settings, rows, notes."""
-    chosen, duplicates = latest_by(group, lambda r: (r.model, r.batch_size))
+    chosen = group_runs(group, lambda r: (r.model, r.batch_size))
     present = {r.model for r in group}
     columns = [m for m in order if all_columns or m in present]
     first = group[0]
@@ -106,11 +111,11 @@ def _table(group, order, all_columns):
     lines.append(_row(["Batch size"] + [md_escape(model_label(m)) for m in columns]))
     lines.append("|" + "|".join([":---"] + ["---:"] * len(columns)) + "|")
     for b in sorted({r.batch_size for r in group}):
-        lines.append(_row([str(b)] + [result_cell(chosen.get((m, b))) for m in columns]))
+        lines.append(_row([str(b)] + [runs_cell(chosen.get((m, b))) for m in columns]))
     lines.append(_row(["Precision"] + [first.precision] * len(columns)))
     lines.append(_row(["Optimizer"] + [_optimizer_cell(group, m) for m in columns]))
 
-    notes = _table_notes(group, chosen, duplicates)
+    notes = _table_notes(group, chosen)
     if notes:
         lines += [""] + [f"- {md_escape(n)}" for n in notes]
     return "\n".join(lines)
@@ -147,15 +152,32 @@ def _optimizer_cell(group, model):
     return "/".join(names)
 
 
-def _table_notes(group, chosen, duplicates):
+def _table_notes(group, chosen):
     notes = [published_note(citation) for citation in
              first_seen(r.citation for r in group if r.source == "published")]
-    for r in chosen.values():
-        if r.status == "error":
+    explained = interval_note(r.interval.method for r in chosen.values()
+                              if r.interval is not None and r.status == "ok")
+    if explained:
+        notes.append(explained)
+    for runs in chosen.values():
+        if runs.status == "error":
+            r = runs.latest
             why = first_line(r.error) or "no message"
             notes.append(f"{model_label(r.model)}, batch {r.batch_size}: error: {why}")
-    for (model, batch_size), n in duplicates.items():
-        r = chosen[(model, batch_size)]
-        notes.append(f"{model_label(model)}, batch {batch_size} ran {n} times; the table shows "
-                     f"the latest (finished {r.finished_at or 'at an unknown time'}).")
+    for runs in chosen.values():
+        missed = [r for r in runs.results if r.ok and r.stats.get("target_reached") is False]
+        if missed:
+            r = missed[-1]
+            why = {"max_time": "max_time_s", "max_steps": "max_steps"}.get(
+                r.stats.get("stop_reason"), "the end of the run")
+            target = r.stats.get("target_precision") or 0
+            notes.append(f"{model_label(r.model)}, batch {r.batch_size}: {len(missed)} of "
+                         f"{len(runs.results)} runs stopped at {why} before their interval "
+                         f"reached +/- {target * 100:g}%.")
+    for runs in chosen.values():
+        if runs.status == "ok" and runs.ok_count < len(runs.results):
+            r = runs.latest
+            notes.append(f"{model_label(r.model)}, batch {r.batch_size}: "
+                         f"{len(runs.results)} runs, {runs.failed_statuses}; the cell is "
+                         f"{successful_runs(runs.ok_count)}.")
     return notes

@@ -29,6 +29,15 @@ BACKENDS = ("tensorflow", "jax", "torch")
 STRATEGIES = ("none", "mirrored", "multi_worker")
 DATA_FORMATS = ("channels_last", "channels_first")
 DEFAULT_STEPS = 100
+#: Bounds of an adaptive run (``target_precision``): measured steps and seconds.
+DEFAULT_MIN_STEPS = 20
+DEFAULT_MAX_STEPS = 10_000
+DEFAULT_MAX_TIME_S = 600.0
+
+#: The annotation of ``target_precision``: a share (0.01) or a percentage text
+#: ("1%"). Not ``float``: the command line then passes the text as it is, and
+#: `check_target_precision` reads it.
+Percentage = float
 #: Warmup steps when not given: tf_cnn_benchmarks' 10, or ``steps`` if fewer.
 DEFAULT_WARMUP_STEPS = 10
 _DEVICE_RE = re.compile(r"cpu|gpu(:\d+)?")
@@ -64,9 +73,16 @@ class RunConfig:
             GPUs) or ``"bf16"`` (``mixed_bfloat16``).
         device: ``"cpu"``, ``"gpu"``, ``"gpu:N"``, or ``None`` for the best
             available (the first GPU, else the CPU).
-        steps: Measured steps after warmup.
+        steps: Measured steps after warmup (without ``target_precision``).
         warmup_steps: Steps run first and left out of the figures; ``None``:
             10, or ``steps`` when fewer. At most ``steps``.
+        target_precision: Run until the 95 % confidence interval of
+            images/sec is within this share of it (``0.01`` or ``"1%"``:
+            +/-1 %), between ``min_steps`` and ``max_steps`` measured steps
+            and for at most ``max_time_s`` measured seconds, instead of
+            ``steps`` steps; the result says whether it got there
+            (``target_reached``, ``stop_reason``). ``None``: a fixed length.
+        min_steps, max_steps, max_time_s: Those bounds (20, 10,000, 600 s).
         image_size: Square input size in pixels; ``None``: the model's own.
         num_classes: Output classes.
         optimizer: ``"sgd"``, ``"momentum"`` (SGD, momentum 0.9) or
@@ -114,6 +130,16 @@ class RunConfig:
     steps: int = _option(DEFAULT_STEPS, "measured steps after warmup")
     warmup_steps: int | None = _option(None, "steps run first and left out of the figures "
                                        "(default: 10, or --steps if fewer)")
+    target_precision: Percentage | None = _option(
+        None, "run until the 95%% confidence interval of images/sec is within this share "
+        "of it (0.01 or 1%%: +/-1%%), between --min-steps and --max-steps measured steps and "
+        "at most --max-time-s measured seconds, instead of --steps")
+    min_steps: int = _option(DEFAULT_MIN_STEPS, "with --target-precision: measured steps "
+                             "before stopping")
+    max_steps: int = _option(DEFAULT_MAX_STEPS, "with --target-precision: most measured "
+                             "steps")
+    max_time_s: float | None = _option(DEFAULT_MAX_TIME_S, "with --target-precision: most "
+                                       "measured seconds")
     image_size: int | None = _option(None, "square input size in pixels (default: the "
                                      "model's own)")
     num_classes: int = _option(1000, "output classes")
@@ -153,6 +179,11 @@ class RunConfig:
             "steps": v.integer("steps", self.steps, minimum=1),
             "warmup_steps": v.integer("warmup_steps", self.warmup_steps, minimum=0,
                                       allow_none=True),
+            "target_precision": check_target_precision(self.target_precision),
+            "min_steps": v.integer("min_steps", self.min_steps, minimum=1),
+            "max_steps": v.integer("max_steps", self.max_steps, minimum=1),
+            "max_time_s": v.number("max_time_s", self.max_time_s, positive=True,
+                                   allow_none=True),
             "image_size": v.integer("image_size", self.image_size, minimum=1,
                                     allow_none=True),
             "num_classes": v.integer("num_classes", self.num_classes, minimum=1),
@@ -175,6 +206,9 @@ class RunConfig:
             raise ValueError(
                 "`warmup_steps` must not exceed `steps` (at most half of a run is "
                 f"warmup). Received: warmup_steps={self.warmup_steps}, steps={self.steps}")
+        if checked["max_steps"] < checked["min_steps"]:
+            raise ValueError("`max_steps` must be at least `min_steps`. Received: "
+                             f"max_steps={self.max_steps}, min_steps={self.min_steps}")
         if checked["strategy"] == "none" and (checked["num_devices"] or 1) > 1:
             raise ValueError("`num_devices` above 1 needs strategy='mirrored'. "
                              f"Received: num_devices={self.num_devices}, strategy='none'")
@@ -191,8 +225,10 @@ class RunConfig:
     def label(self):
         """A short name for progress lines: ``resnet50 train bs32 fp32 auto``
         (the backend added when one is asked for)."""
+        target = self.target_precision
         return (f"{self.model} {self.mode} bs{self.batch_size} {self.precision} "
-                f"{self.device or 'auto'}" + (f" {self.backend}" if self.backend else ""))
+                f"{self.device or 'auto'}" + (f" {self.backend}" if self.backend else "")
+                + (f" to +/-{target * 100:g}%" if target is not None else ""))
 
     def key(self):
         """Every setting, as a hashable tuple: equal keys mean the same run."""
@@ -307,6 +343,31 @@ class RunConfig:
             _validate.keywords("RunConfig", d, field_names())
         names = field_names()
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def check_target_precision(value, name="target_precision"):
+    """A target half-width as a share of the figure: a number between 0 and 1
+    (``0.01``) or a percentage text (``"1%"``); returns a float or ``None``.
+
+    Raises:
+        ValueError: Otherwise, in the usual form.
+    """
+    if value is None:
+        return None
+    share = value
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            share = float(value.strip()[:-1]) / 100
+        except ValueError:
+            pass
+    try:
+        share = _validate.number(name, share, positive=True)
+    except ValueError:
+        share = None
+    if share is None or share >= 1:
+        raise ValueError(f"`{name}` must be a share of the figure between 0 and 1 (0.01) or "
+                         f"a percentage below 100 ('1%'), or None. Received: {name}={value!r}")
+    return share
 
 
 def _device(value):

@@ -1,4 +1,4 @@
-"""Sweep progress: configuration i of n, elapsed time and an estimate of the time left.
+"""Sweep progress: run i of n, elapsed time and an estimate of the time left.
 
 On a terminal a tqdm bar, with a line per finished run printed above it;
 otherwise plain lines. Only what the user sees; no bookkeeping of results.
@@ -17,6 +17,15 @@ def _clock(seconds):
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _interval_text(result):
+    """`` +/- 1.2%``: the half-width of the run's 95 % interval, or ``""``."""
+    from kerasbench._results.formatting import format_half_width
+    from kerasbench._results.selection import run_interval
+
+    interval = run_interval(result)
+    return "" if interval is None else " " + format_half_width(interval.relative_half_width)
+
+
 class Progress:
     """Configuration i of n, elapsed and estimated time left.
 
@@ -26,8 +35,9 @@ class Progress:
     configurations times the number left.
     """
 
-    def __init__(self, total, enabled=True):
-        self.total, self.enabled = total, enabled
+    def __init__(self, total, enabled=True, repeats=1):
+        self.total, self.enabled, self.repeats = total, enabled, repeats
+        self._repeat = ""
         self.done = 0
         self.t0 = time.monotonic()
         self._bar = None
@@ -43,18 +53,20 @@ class Progress:
             return "unknown"
         return _clock((time.monotonic() - self.t0) / self.done * (self.total - self.done))
 
-    def start(self, config):
+    def start(self, config, repeat=1):
+        """Shows that ``config`` starts (its ``repeat``-th run of `repeats`)."""
         self.index = self.done + 1
+        self._repeat = f" (run {repeat} of {self.repeats})" if self.repeats > 1 else ""
         if self._bar is not None:
-            self._bar.set_description_str(config.label())
+            self._bar.set_description_str(config.label() + self._repeat)
         elif self.enabled:
-            print(f"[{self.index}/{self.total}] {config.label()}: running "
+            print(f"[{self.index}/{self.total}] {config.label()}{self._repeat}: running "
                   f"(elapsed {_clock(time.monotonic() - self.t0)}, about {self._eta()} left)",
                   flush=True)
 
     def finished(self, result, final=True):
         if result.ok:
-            outcome = f"{result.images_per_sec:.1f} images/sec"
+            outcome = f"{result.images_per_sec:.1f} images/sec" + _interval_text(result)
         else:
             outcome = f"{result.status.upper()}: {result.error}"
             if not final:
@@ -62,7 +74,7 @@ class Progress:
         asked = result.requested.backend if result.requested is not None else None
         line = (f"[{self.index}/{self.total}] {result.model} {result.mode} "
                 f"bs{result.batch_size} {result.precision} {result.device or 'auto'}"
-                + (f" {asked}" if asked else "") + f": {outcome}")
+                + (f" {asked}" if asked else "") + f"{self._repeat}: {outcome}")
         if final:
             self.done += 1
         if not self.enabled:

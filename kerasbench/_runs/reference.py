@@ -145,13 +145,18 @@ def reference(model=None, *, config=None, log_dir=None, verbose=1, machine=None,
             ``precision`` (``"fp32"``, ``"fp16"``, ``"bf16"``), ``optimizer``,
             ``device`` (``"cpu"``, ``"gpu"``, ``"gpu:N"``; default the first
             GPU, else the CPU), ``jit_compile``, ``data_format``,
-            ``steps_per_execution``, ``seed``. See `RunConfig` for each.
+            ``steps_per_execution``, ``seed``, ``target_precision`` (``0.01``
+            or ``"1%"``: run until the 95 % confidence interval of images/sec
+            is within +/-1 % of it, with ``min_steps``, ``max_steps`` and
+            ``max_time_s`` as bounds, instead of ``steps``; a multi-worker
+            run only reports it). See `RunConfig` for each.
 
     Returns:
         `BenchmarkResult` whose ``config`` is the configuration as it ran
         (defaults resolved) and ``requested`` the one asked for, with the
-        statistics, the parameter count, the device report, versions and
-        timestamps.
+        statistics (images/sec with its 95 % confidence interval; with
+        ``target_precision``, ``target_reached`` and ``stop_reason``), the
+        parameter count, the device report, versions and timestamps.
 
     Raises:
         ValueError: On an unknown model (with the closest name), an invalid
@@ -164,6 +169,8 @@ def reference(model=None, *, config=None, log_dir=None, verbose=1, machine=None,
     ```python
     result = kerasbench.reference("resnet50", batch_size=32, precision="bf16")
     print(result.images_per_sec)
+    sure = kerasbench.reference("alexnet", target_precision="1%", max_time_s=120)
+    print(sure.stats["target_reached"], sure.stats["images_per_sec_ci_low"])
     ```
     """
     requested = make_config(model, config, options, function="reference")
@@ -323,7 +330,7 @@ def _measure(config, log_dir, verbose, device_report):
                 size = config.image_size
                 print(f"kerasbench: {config.model} {config.mode}, batch {config.batch_size}, "
                       f"{config.precision}, {config.device}, {size}x{size}, {params:,} params, "
-                      f"{config.warmup_steps} warmup + {config.steps} steps"
+                      f"{_length_text(config)}"
                       + (f", {config.num_devices} replicas" if config.num_devices > 1 else ""),
                       flush=True)
             if log_dir is not None:
@@ -417,13 +424,40 @@ def _multi_worker(config, wrapped, batch, log_dir, verbose):
 
     chief = distributed.is_chief(distributed.strategy())
     cb = ThroughputCallback(batch_size=batch, warmup_steps=config.warmup_steps,
-                            log_dir=log_dir if chief else None, verbose=verbose if chief else 0)
+                            log_dir=log_dir if chief else None, verbose=verbose if chief else 0,
+                            target_precision=config.target_precision)
     stats = distributed.train(wrapped, config, cb)
     extra = distributed.worker_figures(stats.images_per_sec, chief)
     if verbose and not chief:
         print(f"kerasbench (worker, not the chief): {stats.images_per_sec:.1f} images/sec "
               "on this worker's clock; the chief prints the summary", flush=True)
     return stats, extra
+
+
+def measured_steps(config):
+    """The measured steps a run provides data for: ``steps``, or with
+    ``target_precision`` at most ``max_steps`` (the callback stops it sooner)."""
+    return config.steps if config.target_precision is None else config.max_steps
+
+
+def stopping(config):
+    """`ThroughputCallback`'s precision arguments for ``config``: none for a
+    fixed length; else stop at ``target_precision`` within the bounds."""
+    if config.target_precision is None:
+        return {}
+    return {"stop_at_precision": config.target_precision, "min_steps": config.min_steps,
+            "max_steps": config.max_steps, "max_time_s": config.max_time_s}
+
+
+def _length_text(config):
+    """``10 warmup + 100 steps``, or for an adaptive run ``10 warmup + 20 to
+    10000 steps until +/-1% (at most 600 s)``."""
+    text = f"{config.warmup_steps} warmup + "
+    if config.target_precision is None:
+        return text + f"{config.steps} steps"
+    limit = "" if config.max_time_s is None else f" (at most {config.max_time_s:g} s)"
+    return (text + f"{config.min_steps} to {config.max_steps} steps until "
+            f"+/-{config.target_precision * 100:g}%{limit}")
 
 
 def _fit_or_predict(wrapped, config, log_dir, verbose):
@@ -434,7 +468,7 @@ def _fit_or_predict(wrapped, config, log_dir, verbose):
     from kerasbench._callback import ThroughputCallback
 
     batch = config.batch_size * config.num_devices  # global: batch_size per replica
-    total = config.warmup_steps + config.steps
+    total = config.warmup_steps + measured_steps(config)
     placeholder = np.zeros((batch * total, 1), dtype="float32")
     labels = np.random.default_rng(config.seed).integers(0, config.num_classes, batch * total)
     # Every synthetic batch is full: the count is known, no need to read it
@@ -442,7 +476,7 @@ def _fit_or_predict(wrapped, config, log_dir, verbose):
     if config.strategy == "multi_worker":
         return _multi_worker(config, wrapped, batch, log_dir, verbose)
     cb = ThroughputCallback(batch_size=batch, warmup_steps=config.warmup_steps,
-                            log_dir=log_dir, verbose=verbose)
+                            log_dir=log_dir, verbose=verbose, **stopping(config))
     if config.mode == "train":
         wrapped.fit(placeholder, labels, batch_size=batch, epochs=1, shuffle=False,
                     callbacks=[cb], verbose=0)

@@ -83,6 +83,9 @@ def plan(models, **options):
         if c.key() not in seen:
             seen.add(c.key())
             out.append(c)
+    for c in out:  # a device named up front is checked up front (fp16 on a CPU)
+        if c.device is not None:
+            c.check_device(c.device)
     return out
 
 
@@ -110,7 +113,7 @@ def _check_writable(path):
         ) from None
 
 
-def sweep(models, *, out=None, machine=None, resume=False, retry_failed=False,
+def sweep(models, *, out=None, machine=None, repeats=1, resume=False, retry_failed=False,
           oom_retry=False, isolate=True, timeout_s=None, progress=True, **options):
     """Runs `reference` over every configuration and keeps every result.
 
@@ -122,8 +125,14 @@ def sweep(models, *, out=None, machine=None, resume=False, retry_failed=False,
             appended the moment its run ends (flushed, fsynced, locked: safe
             with several sweeps writing to the same file).
         machine: Label of this machine in the results (default host name).
+        repeats: Run each configuration this many times, each time in a
+            fresh process (with ``isolate``), in rounds: every configuration
+            once, then every one again, so that a slow drift of the machine
+            spreads over all of them. Reports and comparisons show the mean
+            of the runs and its 95 % interval across them. Default 1.
         resume: Skip configurations this machine already has in the file
-            (same machine label and every setting equal).
+            (same machine label and every setting equal); with ``repeats``,
+            run only the repeats missing.
         retry_failed: With ``resume``, run again those recorded as failed.
         oom_retry: After an out-of-memory failure, retry at half the batch
             size, and again, down to 1; every attempt is recorded.
@@ -144,8 +153,9 @@ def sweep(models, *, out=None, machine=None, resume=False, retry_failed=False,
             ``jit_compile``, ``data_format``, ``steps_per_execution``, ``seed``).
 
     Returns:
-        The list of `BenchmarkResult` of this call, failures included
-        (configurations skipped by ``resume`` are not in it).
+        The list of `BenchmarkResult` of this call, in the order run,
+        failures included (configurations skipped by ``resume`` are not in
+        it).
 
     Raises:
         ValueError: On invalid input, before anything runs.
@@ -160,6 +170,7 @@ def sweep(models, *, out=None, machine=None, resume=False, retry_failed=False,
     ```
     """
     configs = _configs(models, options)
+    repeats = _validate.integer("repeats", repeats, minimum=1)
     _validate.number("timeout_s", timeout_s, positive=True, allow_none=True)
     isolate = _validate.boolean("isolate", isolate)
     if timeout_s is not None and not isolate:
@@ -171,11 +182,13 @@ def sweep(models, *, out=None, machine=None, resume=False, retry_failed=False,
     if path is not None:
         _check_writable(path)
     modules = _model_modules(configs) if isolate else ()
-    if resume and path is not None:
-        done = finished_keys(path, machine, retry_failed)
-        configs = [c for c in configs if c.key() not in done]
+    done = finished_counts(path, machine, retry_failed) if resume and path is not None else {}
+    # Rounds: repeat r of every configuration before repeat r + 1 of any.
+    schedule = [(c, r) for r in range(1, repeats + 1) for c in configs
+                if done.get(c.key(), 0) < r]
     runner = _Runner(machine, isolate, timeout_s, modules)
-    return _run_all(configs, runner, path, oom_retry, Progress(len(configs), enabled=progress))
+    display = Progress(len(schedule), enabled=progress, repeats=repeats)
+    return _run_all(schedule, runner, path, oom_retry, display)
 
 
 def _configs(models, options):
@@ -193,12 +206,30 @@ def finished_keys(path, machine, retry_failed=False):
     exactly: the same model, settings and machine label. Failed runs count
     as finished unless ``retry_failed``.
     """
+    return set(finished_counts(path, machine, retry_failed))
+
+
+def finished_counts(path, machine, retry_failed=False):
+    """How many times ``machine`` already ran each `RunConfig.key` in ``path``.
+
+    A run is counted once, however many out-of-memory retries it took: its
+    first attempt is the result at the requested batch size (retries ran at
+    smaller ones). With ``retry_failed`` only successful runs count.
+
+    Returns:
+        A dict key -> count, for the keys counted at least once.
+    """
     from kerasbench._results import read_results
 
     if not os.path.getsize(path):
-        return set()
-    return {(r.requested or r.config).key() for r in read_results(path)
-            if r.machine == machine and (r.ok or not retry_failed)}
+        return {}
+    counts = {}
+    for r in read_results(path):
+        asked = r.requested or r.config
+        first_attempt = r.config.batch_size == asked.batch_size
+        if r.machine == machine and (r.ok if retry_failed else first_attempt):
+            counts[asked.key()] = counts.get(asked.key(), 0) + 1
+    return counts
 
 
 def _model_modules(configs):
@@ -224,15 +255,15 @@ def _model_modules(configs):
     return tuple(dict.fromkeys(modules))
 
 
-def _run_all(configs, runner, path, oom_retry, display):
+def _run_all(schedule, runner, path, oom_retry, display):
     from kerasbench._results import append_result
 
     results = []
     guard = _InterruptGuard()
     try:
-        for config in configs:
+        for config, repeat in schedule:
             guard.check()
-            display.start(config)
+            display.start(config, repeat)
             attempt = config
             while True:
                 result = runner.run(attempt, requested=config)

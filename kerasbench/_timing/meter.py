@@ -12,12 +12,17 @@ import dataclasses
 import math
 
 from kerasbench import _validate
+from kerasbench._timing.intervals import Checkpoints, observations_interval
 from kerasbench._timing.stats import (
     DEFAULT_CAPACITY,
     StepRecorder,
     StepStats,
     checked_observation,
 )
+from kerasbench._timing.throughput import ThroughputResult, interval_fields
+
+__all__ = ["DEFAULT_WARMUP_STEPS", "PENDING", "PhaseMeter", "ThroughputResult",
+           "effective_warmup", "split_count"]
 
 DEFAULT_WARMUP_STEPS = 10
 
@@ -41,51 +46,6 @@ def effective_warmup(requested, total_steps):
     if total_steps is None:
         return requested
     return min(requested, total_steps // 2)
-
-
-@dataclasses.dataclass(frozen=True)
-class ThroughputResult(StepStats):
-    """Throughput of one phase (``train``, ``validation``, ``evaluate``, ``predict``).
-
-    Holds every `StepStats` figure of the measured steps plus what was left
-    out of them. ``steps``, ``samples`` and ``time_s`` count measured steps
-    only (after warmup); ``step_times_s`` lists the per-step durations the
-    statistics used, in order (a uniform sample of them beyond the recorder's
-    capacity, see ``percentiles_exact``).
-
-    Attributes:
-        phase: Which loop was measured.
-        warmup_steps: Steps excluded at the start of the phase.
-        warmup_time_s: Their total duration.
-        first_step_s: Duration of the very first step (tracing, compilation
-            and the first batch of data), included in the warmup unless the
-            phase had a single step.
-        step_times_s: Per-step durations used by the statistics.
-        notes: Plain-language remarks (warmup shortened, counts unknown).
-    """
-
-    phase: str
-    warmup_steps: int
-    warmup_time_s: float
-    first_step_s: float
-    step_times_s: tuple
-    notes: tuple
-
-    def to_dict(self):
-        """Returns every field as JSON-serialisable values (tuples as lists)."""
-        d = dataclasses.asdict(self)
-        d["step_times_s"] = list(self.step_times_s)
-        d["notes"] = list(self.notes)
-        return d
-
-    @classmethod
-    def from_dict(cls, d):
-        """Rebuilds a result from `to_dict` output (unknown keys are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in names}
-        kwargs["step_times_s"] = tuple(kwargs.get("step_times_s", ()))
-        kwargs["notes"] = tuple(kwargs.get("notes", ()))
-        return cls(**kwargs)
 
 
 class _Pending:
@@ -176,6 +136,10 @@ class PhaseMeter:
             warmup is then capped at half of them from the first step.
         capacity: Observations kept for order statistics (`StepRecorder`),
             and warmup observations kept for re-splitting a short phase.
+        target_precision: A half-width for the result's 95 % interval, as a
+            share of the figure between 0 and 1 (``0.01``: +/-1 %), or
+            ``None``: the result says whether it was reached
+            (``target_reached``).
 
     Raises:
         ValueError: On an invalid argument value.
@@ -193,8 +157,16 @@ class PhaseMeter:
     """
 
     def __init__(self, phase, warmup_steps=DEFAULT_WARMUP_STEPS, total_steps=None,
-                 capacity=DEFAULT_CAPACITY):
+                 capacity=DEFAULT_CAPACITY, target_precision=None):
         self.phase = _validate.text("phase", phase, single_line=True)
+        self.target_precision = _validate.number("target_precision", target_precision,
+                                                 positive=True, allow_none=True)
+        if (self.target_precision or 0) >= 1:
+            raise ValueError("`target_precision` must be a share of the figure below 1 "
+                             f"(0.01 for +/-1 %). Received: target_precision={target_precision!r}")
+        #: Why the caller stopped the phase early (see `ThroughputResult`).
+        self.stop_reason = None
+        self._checkpoints = Checkpoints()
         self.requested_warmup = _validate.integer("warmup_steps", warmup_steps, minimum=0)
         self.capacity = _validate.integer("capacity", capacity, minimum=1)
         self.warmup_steps = effective_warmup(
@@ -438,10 +410,47 @@ class PhaseMeter:
         """``(rate, sem, jitter)`` of the steps measured so far, or ``None``."""
         return self._recorder.running()
 
+    def mark(self):
+        """Notes the measured totals so far, in order (cheap: an append).
+
+        Beyond ``capacity`` measured observations the recorder keeps a
+        sample of them, no longer in order; the intervals then come from the
+        blocks between marks. The callback marks once per log window.
+        """
+        r = self._recorder
+        if r.observations:
+            self._checkpoints.add(r.total_time_s, r.total_steps,
+                                  r.total_samples if r.samples_known else None)
+
+    def intervals(self, recorder=None):
+        """The 95 % intervals of the rates measured so far.
+
+        Returns:
+            ``(images, steps)``: `Interval` of images/sec (``None`` when
+            sample counts are unknown) and of steps/sec; ``(None, None)``
+            with fewer than four measured observations, or beyond
+            ``capacity`` observations without enough `mark` calls.
+        """
+        r = recorder or self._recorder
+        if r.observations <= r.capacity:
+            return observations_interval(r.records())
+        return self._checkpoints.intervals(r.total_time_s, r.total_steps,
+                                           r.total_samples if r.samples_known else None)
+
     @property
     def samples_known(self):
         """False once an observation's sample count was unknown (``None``)."""
         return self._recorder.samples_known
+
+    @property
+    def measured_steps(self):
+        """Steps measured so far (after warmup, settled)."""
+        return self._recorder.total_steps
+
+    @property
+    def measured_time_s(self):
+        """Their total time, in seconds."""
+        return self._recorder.total_time_s
 
     def observations(self):
         """The settled observations so far, warmup included, oldest first.
@@ -491,7 +500,7 @@ class PhaseMeter:
             recorder, warmup = self._rebuild(target)
         used = self._evicted_steps + sum(k for _, k, _ in warmup)
         stats = recorder.summary()
-        return ThroughputResult(
+        result = ThroughputResult(
             **{f.name: getattr(stats, f.name) for f in dataclasses.fields(StepStats)},
             phase=self.phase,
             warmup_steps=used,
@@ -499,7 +508,15 @@ class PhaseMeter:
             first_step_s=self.first_step_s,
             step_times_s=tuple(recorder.step_times_s),
             notes=tuple(self._result_notes(used, target, shorter, recorder)),
+            **interval_fields(*self.intervals(recorder)),
+            target_precision=self.target_precision,
+            stop_reason=self.stop_reason,
         )
+        if self.target_precision is None:
+            return result
+        half = result.relative_half_width
+        return dataclasses.replace(
+            result, target_reached=half is not None and half <= self.target_precision)
 
     def _result_notes(self, used, target, shorter, recorder):
         notes = []

@@ -47,6 +47,54 @@ def rate_text(unit, rate, sem, jitter):
     return f"{unit}/sec: {rate:.1f} +/- {_optional(sem)} (jitter = {_optional(jitter)})"
 
 
+def percent(share):
+    """``"1.2%"`` for 0.012: one decimal below 10 %, two below 0.1 %."""
+    value = share * 100
+    if value >= 10:
+        return f"{value:.0f}%"
+    return f"{value:.1f}%" if value >= 0.1 else f"{value:.2f}%"
+
+
+def interval_text(result, unit="images"):
+    """The summary line of the 95 % confidence interval, beside the classic
+    ``+/-`` (the standard error of per-step speeds, which leaves out how
+    consecutive steps' times go together):
+
+    ``95% confidence interval: 38.4 to 38.8 images/sec (+/- 0.5%, batch
+    means of the step times; the +/- above is the standard error of
+    per-step speeds)``
+    """
+    head = "95% confidence interval:"
+    if unit == "images":
+        low, high = result.images_per_sec_ci_low, result.images_per_sec_ci_high
+    else:
+        low, high = result.steps_per_sec_ci_low, result.steps_per_sec_ci_high
+    if low is None:
+        return f"{head} n/a (it needs at least 4 measured steps in order)"
+    half = result.relative_half_width
+    upper = "unbounded" if high is None else f"{high:.1f}"
+    return (f"{head} {low:.1f} to {upper} {unit}/sec (+/- "
+            f"{percent(half) if high is not None else 'n/a'}, batch means of the step "
+            "times; the +/- above is the standard error of per-step speeds)")
+
+
+def target_text(result):
+    """``target +/- 1.0%: reached`` (and why the run stopped), or how many
+    measured steps the target would need at the spread seen."""
+    target = result.target_precision
+    head = f"target +/- {percent(target)}: "
+    stopped = {"target": "; stopped there", "max_steps": "; stopped at max_steps",
+               "max_time": "; stopped at max_time_s"}.get(result.stop_reason, "")
+    if result.target_reached:
+        return head + f"reached after {_plural(result.steps, 'measured step')}" + stopped
+    half = result.relative_half_width
+    if half is None or half == math.inf:
+        return head + "not reached" + stopped
+    needed = math.ceil(result.steps * (half / target) ** 2)
+    return (head + f"not reached (+/- {percent(half)}){stopped}; about {needed} measured "
+            f"steps would reach it at this spread")
+
+
 def format_progress_line(phase, step, step_time_s, running=None, unit="images"):
     """One progress line.
 
@@ -87,12 +135,15 @@ def format_summary(result):
         f"(warmup: {_plural(r.warmup_steps, 'step')}, {r.warmup_time_s:.2f} s; "
         f"first step {r.first_step_s:.3f} s)",
         rate_text(unit, rate, sem, jit),
+        interval_text(r, unit),
         f"{pass_name} across {_plural(r.steps, 'step')}, {fs(mean)} +/- {sd} sec / batch",
         f"step time: p50 {fs(r.step_time_p50_s)}, p90 {fs(r.step_time_p90_s)}, "
         f"p99 {fs(r.step_time_p99_s)}, min {fs(r.step_time_min_s)}, "
         f"max {fs(r.step_time_max_s)} s"
         + ("" if r.percentiles_exact else f" (from a sample of {len(r.step_times_s)} steps)"),
     ]
+    if r.target_precision is not None:
+        lines.append(target_text(r))
     lines += [f"note: {n}" for n in r.notes]
     lines.append(f"total {unit}/sec: {rate:.2f}")
     return "\n".join(lines)
