@@ -498,7 +498,11 @@ class ThroughputCallback(keras.callbacks.Callback):
             return
         try:
             if not keras.config.is_interactive_logging_enabled():
-                logger.info(text)
+                if logger.hasHandlers():
+                    logger.info(text)
+                else:  # no logging configured: INFO records would vanish
+                    sys.stderr.write(text + "\n")
+                    sys.stderr.flush()
                 return
             prefix = ""
             if st is not None and st.progbar_open and st.loop.param("verbose") in (1, "auto"):
