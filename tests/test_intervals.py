@@ -296,3 +296,18 @@ def test_module_imports_no_scipy_and_no_framework():
             "assert not bad, bad")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_a_ratio_of_rates_is_never_below_zero():
+    """Two runs a side with a wide spread: Fieller's set reaches below 0 for
+    a ratio of rates, which cannot be negative; it starts at 0."""
+    from kerasbench._timing.intervals import Interval, ratio_interval, t_critical
+
+    t = t_critical(1, 0.95)
+    wide = Interval(estimate=355.0, low=355.0 - 300 * t, high=355.0 + 300 * t, df=1,
+                    method="across_runs")
+    base = Interval(estimate=682.0, low=682.0 - 2 * t, high=682.0 + 2 * t, df=1,
+                    method="across_runs")
+    ratio = ratio_interval(wide, base)
+    assert ratio.low == 0.0 and ratio.high > 1.0
+    assert ratio.estimate == pytest.approx(355.0 / 682.0)

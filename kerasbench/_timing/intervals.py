@@ -317,7 +317,9 @@ def ratio_interval(numerator, denominator, confidence=CONFIDENCE):
     ``(a - rho b)^2 <= t^2 (s_a^2 + rho^2 s_b^2)`` (Fieller 1954), ``t`` the
     t quantile on the Welch-Satterthwaite degrees of freedom of ``a - rho b``
     at the estimated ratio. It contains 1 exactly when Welch's t test finds
-    no difference between the two means.
+    no difference between the two means. For two non-negative means (rates)
+    a lower bound below 0 is raised to 0, which the true ratio cannot be
+    below.
 
     Args:
         numerator, denominator: `Interval`s (their ``estimate``,
@@ -343,7 +345,10 @@ def ratio_interval(numerator, denominator, confidence=CONFIDENCE):
     qb = a * b
     disc = qb * qb - qa * (a * a - t2 * sa * sa)
     root = math.sqrt(max(disc, 0.0))
-    return Interval(estimate=rho, low=(qb - root) / qa, high=(qb + root) / qa, df=df,
+    low = (qb - root) / qa
+    if a >= 0 and b > 0:  # a ratio of rates is never negative: the set starts at 0
+        low = max(low, 0.0)
+    return Interval(estimate=rho, low=low, high=(qb + root) / qa, df=df,
                     method=FIELLER, confidence=confidence)
 
 
