@@ -32,26 +32,26 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
 
-def _integer(text):
-    """An argparse type: an integer; its range is `RunConfig`'s to check."""
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+def _converter(convert, words):
+    """An argparse type that converts with ``convert`` (its range is
+    `RunConfig`'s to check) and says ``must be <words>`` otherwise."""
+    def parse(text):
+        try:
+            return convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {words}, got {text!r}") from None
+
+    return parse
+
+
+_integer = _converter(int, "an integer")
+_real = _converter(float, "a number")
 
 
 def _field_type(field):
     """The argparse type of a `RunConfig` field: int, float or str."""
     kind = str(field.type)
     return _integer if "int" in kind else (_real if "float" in kind else str)
-
-
-def _real(text):
-    """An argparse type: a number; its range is `RunConfig`'s to check."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
 
 
 def _flag(field):
