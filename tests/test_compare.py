@@ -336,3 +336,33 @@ def test_interval_fields_are_standard_json():
     assert (base["images_per_sec_ci_low"], base["images_per_sec_ci_high"]) == (99.0, 101.0)
     assert cell["images_per_sec_ci_high"] is None
     assert cell["ratio"] == pytest.approx(1.2) and cell["ratio_ci_low"] is None
+
+
+# ----------------------------------------------------------------- efficiency
+
+
+def test_compare_shows_mfu_and_achieved_tflops_of_each_side_where_known():
+    cpu = make("resnet50", 32, 10.0)
+    cpu.stats.update(achieved_tflops=0.234, mfu=0.12)
+    gpu = make("resnet50", 32, 500.0, device="gpu:0", machine="desk")
+    gpu.stats.update(achieved_tflops=11.7)  # no peak known: no MFU
+    other = make("alexnet", 32, 400.0)
+    c = compare([("cpu", [cpu, other]),
+                 ("gpu", [gpu, make("alexnet", 32, 800.0, device="gpu:0", machine="desk")])])
+    rows = [line for line in c.to_markdown().splitlines() if line.startswith("|")]
+    assert rows[0] == ("| Model | Mode | Batch size | Precision | cpu | gpu | Ratio | MFU cpu "
+                       "| MFU gpu |")
+    assert rows[2] == ("| ResNet-50 | train | 32 | fp32 | 10.0 | 500 | 50.0x | "
+                       "12% (0.23 TFLOP/s) | n/a (11.7 TFLOP/s) |")
+    assert rows[3] == "| AlexNet | train | 32 | fp32 | 400 | 800 | 2.00x | - | - |"
+    assert c.to_markdown().rstrip().endswith(
+        "- MFU: model FLOPs utilisation, achieved TFLOP/s (in parentheses) over the device's "
+        "peak TFLOP/s at the run's precision; n/a where the peak is unknown.")
+    cell = c.rows[0].cell("gpu")
+    assert (cell.mfu, cell.achieved_tflops) == (None, 11.7)
+    assert c.to_dict()["rows"][0]["cells"][0]["mfu"] == 0.12
+
+
+def test_compare_without_efficiency_figures_has_no_mfu_columns():
+    c = compare(two_sets())
+    assert "MFU" not in c.to_markdown()

@@ -351,3 +351,78 @@ def test_import_is_cheap():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------- efficiency
+
+NO_RAPL = "/sys/class/powercap is absent (a virtual machine usually hides it)"
+
+
+def with_stats(result, **stats):
+    result.stats.update(stats)
+    return result
+
+
+def efficiency_section(text):
+    return text[text.index("Efficiency:"):] if "Efficiency:" in text else None
+
+
+def test_efficiency_table_mean_of_runs_largest_peak_and_why_energy_is_unknown():
+    results = [
+        with_stats(make("resnet50", 32, 100.0, finished_at="2025-01-01T00:00:00Z"),
+                   achieved_tflops=0.50, mfu=0.30, peak_is_estimate=True,
+                   peak_memory_bytes=100 << 20, memory_kind="host", energy_note=NO_RAPL),
+        with_stats(make("resnet50", 32, 104.0, finished_at="2025-01-02T00:00:00Z"),
+                   achieved_tflops=0.54, mfu=0.32, peak_is_estimate=True,
+                   peak_memory_bytes=300 << 20, memory_kind="host", energy_note=NO_RAPL),
+        make("alexnet", 32, 400.0),                       # no figures: no row
+        with_stats(make("alexnet", 64, status="oom"), mfu=0.9),  # failed: no row
+    ]
+    assert efficiency_section(markdown_tables(results)) == (
+        "Efficiency:\n"
+        "\n"
+        "| Model | Batch size | achieved TFLOP/s | MFU | peak memory |\n"
+        "|:---|---:|---:|---:|---:|\n"
+        "| ResNet-50 | 32 | 0.52 | 31% | 300 MiB (host) |\n"
+        "\n"
+        "- MFU: model FLOPs utilisation, achieved TFLOP/s over the device's peak TFLOP/s at "
+        "the run's precision (the CPU's peak is an estimate: cores x clock x FLOPs per "
+        "cycle).\n"
+        "- peak memory: device = the GPU memory the framework held at its peak; host = the "
+        "process's peak resident memory.\n"
+        "- Energy unknown: /sys/class/powercap is absent (a virtual machine usually hides "
+        "it).\n"
+        "- Several runs: the mean of each figure over them; peak memory: the largest.\n")
+
+
+def test_efficiency_columns_only_where_a_result_has_the_figure():
+    gpu = dict(device="gpu:0", device_report=GPU_REPORT)
+    results = [with_stats(make("resnet50", 32, 900.0, **gpu), peak_memory_bytes=5 * (1 << 30),
+                          memory_kind="device", energy_j=250.0, joules_per_image=0.25,
+                          images_per_sec_per_watt=4.0, energy_source="nvml"),
+               with_stats(make("resnet50", 64, 950.0, **gpu), peak_memory_bytes=1536 << 20,
+                          memory_kind="device")]
+    assert efficiency_section(markdown_tables(results)) == (
+        "Efficiency:\n"
+        "\n"
+        "| Model | Batch size | peak memory | J/image |\n"
+        "|:---|---:|---:|---:|\n"
+        "| ResNet-50 | 32 | 5.00 GiB (device) | 0.25 |\n"
+        "| ResNet-50 | 64 | 1.50 GiB (device) | n/a |\n"
+        "\n"
+        "- peak memory: device = the GPU memory the framework held at its peak; host = the "
+        "process's peak resident memory.\n"
+        "- J/image: energy of the measured steps per image (NVML for a GPU, RAPL for a "
+        "CPU).\n")
+    plain = [make("resnet50", 32, 900.0)]
+    assert efficiency_section(markdown_tables(plain)) is None
+    assert markdown_tables(plain).endswith("| Optimizer | sgd |\n")
+
+
+def test_format_mfu_and_bytes():
+    from kerasbench._results.formatting import format_bytes, format_mfu
+
+    assert [format_mfu(x) for x in (0.314, 0.0123, 0.0005, None)] == \
+        ["31%", "1.2%", "0.05%", "n/a"]
+    assert [format_bytes(x) for x in (512, 1024, 851_443_712, 5 << 30, 1536 << 20, None)] == \
+        ["512 B", "1.00 KiB", "812 MiB", "5.00 GiB", "1.50 GiB", "n/a"]

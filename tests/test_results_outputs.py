@@ -185,3 +185,27 @@ def test_runs_without_a_device_show_auto():
     assert [col.label for col in c.columns] == ["box cpu", "box auto"]
     assert c.columns[1].device == "auto"
     assert c.rows[0].cell("box auto").status == "error"
+
+
+def test_csv_efficiency_columns_only_when_a_result_has_them(tmp_path):
+    plain = make()
+    write_csv([plain], tmp_path / "plain.csv")
+    with open(tmp_path / "plain.csv", newline="") as f:
+        assert tuple(csv.DictReader(f).fieldnames) == CSV_COLUMNS
+
+    measured = make("vgg16")
+    measured.stats.update(mfu=0.31, achieved_tflops=0.52, peak_memory_bytes=851_443_712,
+                          memory_kind="host", energy_note="/sys/class/powercap is absent")
+    write_csv([plain, measured], tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        names = reader.fieldnames
+        first, second = reader
+    added = [n for n in names if n not in CSV_COLUMNS]
+    assert added == ["achieved_tflops", "mfu", "peak_memory_bytes", "memory_kind",
+                     "energy_note"]
+    assert names.index("achieved_tflops") == names.index("stop_reason") + 1
+    assert [n for n in names if n in CSV_COLUMNS] == list(CSV_COLUMNS)
+    assert (second["mfu"], second["peak_memory_bytes"], second["memory_kind"]) == \
+        ("0.31", "851443712", "host")
+    assert (first["mfu"], first["energy_note"]) == ("", "")

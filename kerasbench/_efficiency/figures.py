@@ -4,6 +4,9 @@
 * MFU (model FLOPs utilisation) = achieved TFLOP/s / peak TFLOP/s of the
   device for the precision in use (PaLM, Chowdhery et al. 2022, appendix B:
   the model's FLOPs, not the hardware's, over the peak)
+* joules per image = joules / samples
+* images/sec per watt = (samples / seconds) / (joules / seconds)
+  = samples / joules, the reciprocal of joules per image
 """
 
 from __future__ import annotations
@@ -64,3 +67,38 @@ def scaling(images_per_sec, replicas, single_replica_images_per_sec):
                               positive=True)
     speedup = rate / single
     return speedup, speedup / n
+
+
+def joules_per_image(joules, samples):
+    """Energy per image: ``joules / samples``.
+
+    Args:
+        joules: Energy over the measured steps, or ``None`` when unknown.
+        samples: Images those steps processed, or ``None``.
+
+    Returns:
+        The figure, or ``None`` when either input is unknown or zero (a
+        counter that did not move measured nothing).
+    """
+    joules = _validate.number("joules", joules, minimum=0, allow_none=True)
+    samples = _validate.number("samples", samples, minimum=0, allow_none=True)
+    if not joules or not samples:
+        return None
+    return joules / samples
+
+
+def images_per_sec_per_watt(samples, joules):
+    """Images/sec per watt: images/sec divided by the mean power in watts.
+
+    Over the same measured time ``t``: ``(samples / t) / (joules / t) =
+    samples / joules``, the reciprocal of `joules_per_image`; the time
+    cancels, so no clock is needed.
+
+    Returns:
+        The figure, or ``None`` when either input is unknown or zero.
+    """
+    samples = _validate.number("samples", samples, minimum=0, allow_none=True)
+    joules = _validate.number("joules", joules, minimum=0, allow_none=True)
+    if not joules or not samples:
+        return None
+    return samples / joules

@@ -33,6 +33,7 @@ import json
 import math
 
 from kerasbench import _validate
+from kerasbench._results.efficiency import COMPARE_NOTE, compare_cell, run_figures
 from kerasbench._results.formatting import (
     MISSING_CELL,
     describe,
@@ -111,6 +112,9 @@ class Cell:
             (they differ between cells only in ignored fields); None when
             missing.
         source: ``"measured"`` or ``"published"``; None when missing.
+        mfu, achieved_tflops: Model FLOPs utilisation and achieved TFLOP/s
+            of a successful run (means over its successful runs), when
+            known; None otherwise.
     """
 
     column: str
@@ -129,6 +133,8 @@ class Cell:
     batch_size: int | None = None
     precision: str | None = None
     source: str | None = None
+    mfu: float | None = None
+    achieved_tflops: float | None = None
 
 
 @dataclasses.dataclass
@@ -220,7 +226,10 @@ class Comparison:
         ``n/a`` when missing, and the value of each ignored field in
         parentheses), and each non-baseline column a ratio column
         (``2.50x``: 2.5 times the baseline's images/sec; ``-`` when either
-        side failed or is missing). Published columns are marked
+        side failed or is missing). When some cell has an MFU or achieved
+        TFLOP/s, an ``MFU <column>`` column per column follows
+        (``31% (0.52 TFLOP/s)``; ``n/a`` without a peak, ``-`` without
+        either). Published columns are marked
         ``(published)`` and cite their source in a footnote. Labels are
         escaped: a ``|`` or a line break in one cannot break the table.
         """
@@ -234,12 +243,19 @@ class Comparison:
                       f"{', '.join(map(md_escape, e.present))} "
                       f"(not in {', '.join(map(md_escape, e.missing))})" for e in self.only_in]
         notes = self._interval_notes() + self.notes
+        if self._shows_efficiency():
+            notes.append(COMPARE_NOTE)
         if notes or published:
             lines += ["", "Notes:", ""]
             lines += [f"-{marks[c.label]} {md_escape(c.label)}: "
                       f"{md_escape(published_note(c.citation))}" for c in published]
             lines += [f"- {md_escape(n)}" for n in notes]
         return "\n".join(lines) + "\n"
+
+    def _shows_efficiency(self):
+        """Whether some cell has an MFU or achieved TFLOP/s to show."""
+        return any(c.mfu is not None or c.achieved_tflops is not None
+                   for row in self.rows for c in row.cells)
 
     def _interval_notes(self):
         """What ``+/-``, the ratio intervals and ``n.s.`` mean, when shown."""
@@ -282,12 +298,18 @@ class Comparison:
             [f"Ratio {md_escape(c.label)}" for c in others]
         aligns = [":---" if f in ("model", "mode", "precision") else "---:" for f in key_fields]
         aligns += ["---:"] * (len(self.columns) + len(others))
+        efficiency = self._shows_efficiency()
+        if efficiency:
+            header += [f"MFU {md_escape(c.label)}" for c in self.columns]
+            aligns += ["---:"] * len(self.columns)
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(aligns) + "|"]
         for row in self.rows:
             cells = [_key_text(f, row.key[f]) for f in key_fields]
             cells += [self._cell_text(c) for c in row.cells]
             cells += [ratio_cell(c.ratio, c.ratio_ci_low, c.ratio_ci_high, c.significant)
                       for c in row.cells[1:]]
+            if efficiency:
+                cells += [compare_cell(c.mfu, c.achieved_tflops) for c in row.cells]
             lines.append("| " + " | ".join(cells) + " |")
         if not self.rows:
             lines += ["| " + " | ".join(["-"] * len(header)) + " |", "",
@@ -573,6 +595,7 @@ def _cell(label, runs):
         return Cell(column=label, status=MISSING)
     r, interval = runs.latest, runs.interval
     ok = runs.status == "ok"
+    figures = run_figures(runs)
     return Cell(column=label, status=runs.status,
                 images_per_sec=runs.images_per_sec if ok else None,
                 runs=runs.ok_count,
@@ -580,7 +603,9 @@ def _cell(label, runs):
                 images_per_sec_ci_high=interval.high if ok and interval else None,
                 ci_method=interval.method if ok and interval else None,
                 model=r.model, mode=r.mode, batch_size=r.batch_size,
-                precision=r.precision, source=r.source)
+                precision=r.precision, source=r.source,
+                mfu=figures["mfu"] if ok else None,
+                achieved_tflops=figures["achieved_tflops"] if ok else None)
 
 
 def _resolve_baseline(baseline, columns):

@@ -63,6 +63,13 @@ def format_images_per_sec(value):
     >>> format_images_per_sec(465.7), format_images_per_sec(54), format_images_per_sec(0.0473)
     ('466', '54.0', '0.047')
     """
+    return format_figure(value)
+
+
+def format_figure(value):
+    """Formats any figure as `format_images_per_sec` does (achieved TFLOP/s,
+    joules per image): ``"466"``, ``"54.0"``, ``"0.047"``; ``"n/a"`` for
+    ``None`` and non-finite values."""
     if value is None or not math.isfinite(value):
         return MISSING_CELL
     if abs(value) >= 100:
@@ -71,6 +78,40 @@ def format_images_per_sec(value):
         return f"{value:.1f}"
     decimals = 1 - math.floor(math.log10(abs(value)))
     return f"{value:.{decimals}f}"
+
+
+def format_mfu(share):
+    """MFU as a percentage: ``"31%"``, ``"4.2%"``, ``"0.05%"``; ``"n/a"``
+    for ``None``."""
+    from kerasbench._timing.text import percent
+
+    if share is None or not math.isfinite(share):
+        return MISSING_CELL
+    return percent(share)
+
+
+#: Binary units of `format_bytes`.
+BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def format_bytes(count):
+    """Bytes in binary units with three significant digits: ``"812 MiB"``,
+    ``"1.23 GiB"``, ``"512 B"``; ``"n/a"`` for ``None``.
+
+    Example:
+
+    >>> format_bytes(1 << 30), format_bytes(851_443_712), format_bytes(512)
+    ('1.00 GiB', '812 MiB', '512 B')
+    """
+    if count is None:
+        return MISSING_CELL
+    value, unit = float(count), 0
+    while abs(value) >= 1024 and unit < len(BYTE_UNITS) - 1:
+        value, unit = value / 1024, unit + 1
+    if unit == 0:
+        return f"{int(count)} B"
+    decimals = 2 if value < 10 else 1 if value < 100 else 0
+    return f"{value:.{decimals}f} {BYTE_UNITS[unit]}"
 
 
 def format_ratio(ratio):

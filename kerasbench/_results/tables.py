@@ -9,6 +9,7 @@ break in it cannot break a table. Pure Python.
 
 from __future__ import annotations
 
+from kerasbench._results.efficiency import efficiency_block
 from kerasbench._results.formatting import (
     MISSING_CELL,
     device_label,
@@ -118,6 +119,7 @@ def _table(group, order, all_columns):
     notes = _table_notes(group, chosen)
     if notes:
         lines += [""] + [f"- {md_escape(n)}" for n in notes]
+    lines += efficiency_block(chosen, columns)
     return "\n".join(lines)
 
 
