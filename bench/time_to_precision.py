@@ -11,9 +11,18 @@ stopped short, about how many steps and seconds the target would need at the
 spread seen (the half-width shrinks as 1/sqrt(steps)). The machine's load
 average is printed too: other processes' work shows in the step times.
 
+``--replay FILE`` runs nothing: it replays the stopping rule (the callback's
+schedule of checks, `kerasbench._timing.intervals`) over the step times
+recorded in a results file, from every 10th step on, and prints how many
+measured steps and seconds the target took from each start (the median and
+the quickest quarter) and from how many starts it was reached at all within
+the recording: what a run gets from a quiet stretch of the machine, and what
+from a busy one.
+
     python bench/time_to_precision.py                       # alexnet, resnet50 at batch 32
     python bench/time_to_precision.py --models alexnet,resnet50,inception3,vgg16,nasnet \\
-        --max-time 900
+        --max-time 600 --out ttp.jsonl
+    python bench/time_to_precision.py --replay ttp.jsonl
 """
 
 import argparse
@@ -55,6 +64,49 @@ def row(r, target):
     return text
 
 
+def replay(step_times, batch, target, min_steps, every=10):
+    """The stopping rule over ``step_times`` from every ``every``-th start:
+    ``[(steps, seconds)]`` of each start that reached ``target``, and the
+    number of starts."""
+    from kerasbench._callback.stopping import CHECK_SPACING
+    from kerasbench._timing.intervals import rate_interval
+
+    t = np.asarray(step_times, dtype=np.float64)
+    starts = range(0, max(0, t.size - min_steps) + 1, every)
+    reached = []
+    for start in starts:
+        n = min_steps
+        while start + n <= t.size:
+            window = t[start:start + n]
+            interval = rate_interval(window, np.full(n, batch))
+            if interval is not None and interval.relative_half_width <= target:
+                reached.append((n, float(window.sum())))
+                break
+            n += max(1, math.ceil(CHECK_SPACING * n))
+    return reached, len(starts)
+
+
+def replay_file(path, target, min_steps):
+    from kerasbench._results import read_results
+
+    print(f"replay of {path}: target +/-{100 * target:g}%, checks from {min_steps} steps on")
+    print(f"{'model':<12} {'recorded':>9} {'reached from':>13} {'median steps':>13} "
+          f"{'median s':>9} {'quickest quarter':>17}")
+    for r in read_results(path):
+        if not r.ok:
+            continue
+        times = r.stats["step_times_s"]
+        reached, starts = replay(times, r.batch_size, target, min_steps)
+        if not reached:
+            print(f"{r.model:<12} {len(times):>9} {f'0 of {starts}':>13}")
+            continue
+        steps = np.array([k for k, _ in reached])
+        seconds = np.array([s for _, s in reached])
+        print(f"{r.model:<12} {len(times):>9} {f'{len(reached)} of {starts}':>13} "
+              f"{np.median(steps):>13.0f} {np.median(seconds):>9.1f} "
+              f"{f'{np.percentile(steps, 25):.0f} steps, {np.percentile(seconds, 25):.1f} s':>17}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="alexnet,resnet50")
@@ -65,7 +117,13 @@ def main():
     parser.add_argument("--max-time", type=float, default=600.0,
                         help="most measured seconds per model (default 600)")
     parser.add_argument("--out", default=None, help="also append the results to this .jsonl")
+    parser.add_argument("--replay", default=None, metavar="FILE",
+                        help="run nothing: replay the rule over the step times in FILE")
     args = parser.parse_args()
+    target = kerasbench.RunConfig(target_precision=args.target).target_precision
+    if args.replay:
+        replay_file(args.replay, target, args.min_steps)
+        return
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     load_before = os.getloadavg()
@@ -74,7 +132,6 @@ def main():
                                max_steps=args.max_steps, max_time_s=args.max_time,
                                out=args.out, progress=True)
     load_after = os.getloadavg()
-    target = kerasbench.RunConfig(target_precision=args.target).target_precision
     print()
     print(f"kerasbench {kerasbench.__version__}; batch {args.batch_size}; target +/-"
           f"{100 * target:g}%; min {args.min_steps} steps, at most {args.max_steps} steps "

@@ -13,6 +13,7 @@ result = kerasbench.reference("resnet50", batch_size=32, precision="bf16")
 config = kerasbench.RunConfig(model="resnet50", batch_size=32)   # one run, every setting
 print(kerasbench.DeviceReport.collect())
 results = kerasbench.sweep(["alexnet", "resnet50"], batch_sizes=[16, 32], out="results/")
+found = kerasbench.bottleneck(model, dataset)  # input-bound, compute-bound or host-overhead?
 ```
 """
 
@@ -20,8 +21,10 @@ from kerasbench._version import __version__
 
 __all__ = [
     "BenchmarkResult",
+    "Bottleneck",
     "Comparison",
     "DeviceReport",
+    "FusedBatchNormalization",
     "HealthCheck",
     "ModelInfo",
     "PhaseMeter",
@@ -31,8 +34,10 @@ __all__ = [
     "ThroughputCallback",
     "ThroughputResult",
     "__version__",
+    "bottleneck",
     "compare",
     "create_model",
+    "fuse_batch_norm",
     "list_baselines",
     "list_models",
     "load_baseline",
@@ -49,8 +54,10 @@ __all__ = [
 
 _LAZY = {
     "BenchmarkResult": "kerasbench._results",
+    "Bottleneck": "kerasbench._bottleneck",
     "Comparison": "kerasbench._results",
     "DeviceReport": "kerasbench._device",
+    "FusedBatchNormalization": "kerasbench._layers",
     "HealthCheck": "kerasbench._device",
     "ModelInfo": "kerasbench._models",
     "PhaseMeter": "kerasbench._timing",
@@ -59,8 +66,10 @@ _LAZY = {
     "StepStats": "kerasbench._timing",
     "ThroughputCallback": "kerasbench._callback",
     "ThroughputResult": "kerasbench._timing",
+    "bottleneck": "kerasbench._bottleneck",
     "compare": "kerasbench._results",
     "create_model": "kerasbench._models",
+    "fuse_batch_norm": "kerasbench._layers",
     "list_baselines": "kerasbench._results",
     "list_models": "kerasbench._models",
     "load_baseline": "kerasbench._results",

@@ -540,11 +540,20 @@ def _compare(args):
     return 0
 
 
+# ------------------------------------------------------------ bottleneck
+
+
+def _add_bottleneck(sub):
+    from kerasbench._bottleneck.command import add_command, run_command
+
+    add_command(sub, _integer, _real, run_command)
+
+
 # ------------------------------------------------------------------ main
 
 
 COMMANDS = (_add_run, _add_list, _add_device, _add_sweep, _add_scaling, _add_report,
-            _add_compare)
+            _add_compare, _add_bottleneck)
 
 
 def build_parser():
@@ -564,7 +573,7 @@ def build_parser():
 
 #: Commands that load Keras and its framework in this process (the sweep
 #: process never does: its runs are worker processes).
-_LOADS_FRAMEWORK = ("run", "device")
+_LOADS_FRAMEWORK = ("run", "device", "bottleneck")
 
 
 def main(argv=None):

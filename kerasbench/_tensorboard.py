@@ -295,6 +295,7 @@ class ScalarLog:
         self.writer = _validate.choice("writer", writer, WRITERS)
         self.tags = tuple(f"{TAG_PREFIX}/{t}" for t in tags)
         self._tag_names = np.asarray(self.tags, dtype=object)
+        self._index = {tag: i for i, tag in enumerate(self.tags)}
         self._steps = []
         self._values = []
         self._tags = []
@@ -320,6 +321,21 @@ class ScalarLog:
                 self._steps.append(step)
                 self._values.append(value)
                 self._tags.append(i)
+
+    def add_named(self, step, values):
+        """Buffers ``values`` (a dict by tag name, without the prefix) at
+        ``step``; NaN skips a value. For figures written once per epoch or
+        phase next to the per-step series.
+
+        Raises:
+            KeyError: If a name is not one of the log's tags.
+        """
+        for name, value in values.items():
+            index = self._index[f"{TAG_PREFIX}/{name}"]
+            if not math.isnan(value):
+                self._steps.append(step)
+                self._values.append(value)
+                self._tags.append(index)
 
     @property
     def compiled(self):

@@ -363,8 +363,13 @@ def test_tensorboard_scalars_match_the_result(tmp_path):
     model.fit(x, y, batch_size=2, epochs=2, validation_data=(x, y), callbacks=[cb], verbose=0)
     s = read_scalars(tmp_path / "train")
     assert set(s) == {"kerasbench/step_time_s", "kerasbench/step_images_per_sec",
-                      "kerasbench/images_per_sec"}
+                      "kerasbench/images_per_sec", "kerasbench/achieved_tflops",
+                      "kerasbench/mfu"}
     r = cb.result
+    # The efficiency figures: one point per epoch end, the last one the result's.
+    assert [step for step, _ in s["kerasbench/mfu"]] == [5, 10]
+    assert s["kerasbench/mfu"][-1][1] == pytest.approx(r.mfu, rel=1e-6)
+    assert s["kerasbench/achieved_tflops"][-1][1] == pytest.approx(r.achieved_tflops, rel=1e-6)
     assert [step for step, _ in s["kerasbench/step_time_s"]] == list(range(1, 11))
     # Per-step values are the durations the statistics used (float32 in the file).
     measured = [v for _, v in s["kerasbench/step_time_s"]][2:]

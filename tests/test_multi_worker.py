@@ -28,11 +28,18 @@ def _free_ports(n):
     return ports
 
 
-def _start(index, cluster, extra=()):
-    env = dict(os.environ, TF_CONFIG=json.dumps(
-        {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}))
-    return subprocess.Popen([sys.executable, "-m", "kerasbench", *ARGS, *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+def _tf_config(index, cluster):
+    """TF_CONFIG of worker ``index`` of a cluster of ``host:port`` workers."""
+    return json.dumps({"cluster": {"worker": cluster},
+                       "task": {"type": "worker", "index": index}})
+
+
+def _start(index, cluster, extra=(), command=None, env=None):
+    """Starts worker ``index``: ``kerasbench ARGS extra``, or ``command``."""
+    env = dict(os.environ, **(env or {}), TF_CONFIG=_tf_config(index, cluster))
+    command = command or [sys.executable, "-m", "kerasbench", *ARGS, *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
 
 
 def _finish(procs, timeout):

@@ -48,8 +48,9 @@ def test_strategy_settings_are_checked():
     with pytest.raises(ValueError, match="`strategy` must be one of 'none', 'mirrored'"):
         kerasbench.RunConfig(strategy="multi")
     info = kerasbench.model_info("lenet")
-    with pytest.raises(ValueError, match="runs on tf.distribute.*backend='jax'"):
-        kerasbench.RunConfig(model="lenet", strategy="mirrored").resolve(info, "jax", "cpu")
+    with pytest.raises(ValueError, match="not supported on the torch backend.*DataParallel "
+                       r"\(JAX\).*Received: strategy='mirrored', backend='torch'"):
+        kerasbench.RunConfig(model="lenet", strategy="mirrored").resolve(info, "torch", "cpu")
     with pytest.raises(ValueError, match="at most the 1 GPU"):
         kerasbench.RunConfig(model="lenet", strategy="mirrored", num_devices=2).resolve(
             info, "tensorflow", "gpu:0", ["cpu", "gpu:0"])

@@ -11,6 +11,8 @@ used, on every backend.
   docs/backends.md.
 * `loops`: which loop a hook belongs to (threads, Keras' frames, loops an
   exception ended).
+* `efficiency`: FLOPs per sample, achieved TFLOP/s, MFU and peak memory of
+  each phase, and the figures added to Keras' epoch logs; docs/efficiency.md.
 
 It never stops training for a problem of its own: a hook that meets one (a
 counter that cannot be read, a failing event file, an unusable clock

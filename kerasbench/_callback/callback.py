@@ -13,6 +13,7 @@ import warnings
 import keras
 
 from kerasbench import _tensorboard, _validate
+from kerasbench._callback import efficiency, replicas
 from kerasbench._callback.counting import MAX_PENDING_STEPS, Phase, count, loss_count_variable
 from kerasbench._callback.loops import END_HOOK, ENDED, Loop
 from kerasbench._callback.stopping import STOP_FLAGS, Stopper, stopping_arguments
@@ -29,7 +30,7 @@ _TB_WRITE_EVERY_S = 10.0
 _TB_MAX_PENDING = 30_000
 _ARGS = ("batch_size", "warmup_steps", "log_every", "log_dir", "verbose", "max_recorded_steps",
          "clock", "target_precision", "stop_at_precision", "min_steps", "max_steps",
-         "max_time_s")
+         "max_time_s", "flops_per_sample", "count_flops", "log_figures", "device_report")
 _ROUTES = ("_train", "_test", "_predict")
 
 logger = logging.getLogger("kerasbench")
@@ -129,6 +130,24 @@ class ThroughputCallback(keras.callbacks.Callback):
         min_steps, max_steps, max_time_s: The bounds of ``stop_at_precision``
             (default 20 measured steps at least, no other bound); measured
             steps and seconds exclude the warmup.
+        flops_per_sample: FLOPs per sample to use instead of counting them: a
+            number (every phase), or a dict by pass, ``{"train": ...,
+            "forward": ...}`` (``"forward"``: validation, evaluate, predict;
+            a pass left out is counted). ``flops_method`` is then ``"given"``.
+        count_flops: Count FLOPs per sample with the backend's own cost
+            analysis (default True), once per model and pass, outside the
+            timed steps (at `fit`'s first epoch end, else at the phase's
+            end), for ``flops_per_sample``, ``achieved_tflops`` and ``mfu``
+            on each result (see docs/efficiency.md).
+        log_figures: Add ``images_per_sec``, ``step_time_s`` and (when known)
+            ``mfu`` of the measured steps so far to Keras' epoch logs, and
+            ``val_images_per_sec``, ... for validation (default True), so
+            `History`, `CSVLogger`, Keras' `TensorBoard` and other loggers
+            record them. List this callback before them in ``callbacks``
+            (it warns otherwise).
+        device_report: A `DeviceReport` (or its ``to_dict()``) to take the
+            device's peak TFLOP/s from, for ``mfu``; default: collected once
+            per process when first needed (about 40 ms without GPUs).
 
     Attributes:
         results: ``dict`` of `ThroughputResult` by phase (``"train"``,
@@ -168,6 +187,10 @@ class ThroughputCallback(keras.callbacks.Callback):
         min_steps=None,
         max_steps=None,
         max_time_s=None,
+        flops_per_sample=None,
+        count_flops=True,
+        log_figures=True,
+        device_report=None,
         **kwargs,
     ):
         super().__init__()
@@ -189,6 +212,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         (self.target_precision, self.stop_at_precision, self.min_steps, self.max_steps,
          self.max_time_s) = stopping_arguments(target_precision, stop_at_precision,
                                                min_steps, max_steps, max_time_s)
+        self._efficiency_arguments(flops_per_sample, count_flops, log_figures, device_report)
         self.meters = {}
         self._results = {}
         self._writer = _tensorboard.default_writer(keras.backend.backend())
@@ -201,6 +225,16 @@ class ThroughputCallback(keras.callbacks.Callback):
         self._train = self._test = self._predict = None
         self._test_owner = None
         self._print_failed = False
+        self._placements = {}  # Loop -> replicas.Placement (tf.distribute, keras.distribution)
+
+    def _efficiency_arguments(self, flops_per_sample, count_flops, log_figures, device_report):
+        self.flops_per_sample = flops_per_sample
+        self.count_flops = _validate.boolean("count_flops", count_flops)
+        self.log_figures = _validate.boolean("log_figures", log_figures)
+        self.device_report = efficiency.report_argument(device_report)
+        self._efficiency = efficiency.Efficiency(efficiency.flops_argument(flops_per_sample),
+                                                 self.count_flops, self.device_report)
+        self._order_warned = False
 
     @property
     def results(self):
@@ -224,6 +258,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         """
         thread = threading.current_thread()
         loop = Loop(kind, self.model, self.params)  # what this loop's CallbackList set
+        placement = replicas.detect(loop.model)
         with self._lock:
             self._close_ended(thread)
             for running in self._loops:
@@ -231,6 +266,7 @@ class ThroughputCallback(keras.callbacks.Callback):
                     self._restore(running)
                     raise RuntimeError(running.refusal(kind))
             self._loops.append(loop)
+            self._placements[loop] = placement
             self._restore(loop)  # closing an ended loop may have restored another's
         return loop
 
@@ -250,6 +286,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             self._test_owner = None
         for st in loop.phases.values():
             self._finish(st, stale)
+        self._placements.pop(loop, None)
         if stale:
             self._warn(loop, "stale", f"ThroughputCallback: a `{loop.kind}` call ended "
                        f"without {END_HOOK[loop.kind]} (an exception stopped it); its "
@@ -299,9 +336,11 @@ class ThroughputCallback(keras.callbacks.Callback):
             st.steps_covered(0)  # takes the first reading of the iterations
         if loop.tb_failed:
             st.meter.note(loop.tb_failed)
-        elif self.log_dir is not None:
-            st.tb = ScalarLog(os.path.join(self.log_dir, name), _TB_TAGS, writer=self._writer)
+        elif self.log_dir is not None and self._placement(loop).chief:
+            st.tb = ScalarLog(os.path.join(self.log_dir, name), _TB_TAGS + efficiency.TB_TAGS,
+                              writer=self._writer)
             self._tb(st, "open")
+        efficiency.begin(self, st)  # peak memory from here; never raises
         st.last_write = self.clock()
         return st
 
@@ -329,19 +368,25 @@ class ThroughputCallback(keras.callbacks.Callback):
                 meter.note(f"the {kind} call ended without {END_HOOK[kind]} (an exception "
                            f"stopped it) after {meter.steps_done} {st.name} steps")
             if st.tb is not None:
+                efficiency.phase_end(self, st)  # the last achieved_tflops, mfu values
                 self._tb(st, "close")
             self._global_steps[st.name] = st.global_step
             if meter.steps_done == 0:
                 return  # no steps ran: no result
-            result = meter.result()
+            result = efficiency.with_figures(self, st, meter.result())  # never raises
         except Exception as error:  # noqa: BLE001 -- never stop training
             if f"clock {st.name}" not in st.loop.warned:  # that warning said it already
                 self._warn(st.loop, f"result {st.name}", f"ThroughputCallback has no "
                            f"{st.name} result: {type(error).__name__}: {error}")
             return
+        placement = self._placement(st.loop)
+        result = placement.finish(result, stale)  # replicas; workers' figures gathered
         self._results[st.name] = result
         if self.verbose and not stale:
-            self._emit(_text.format_summary(result), st)
+            self._emit(placement.summary(_text.format_summary(result), result), st)
+
+    def _placement(self, loop):
+        return self._placements.get(loop, replicas.SINGLE)
 
     def _broken(self, st, error):
         """Stops measuring a phase after an error of kerasbench's own."""
@@ -397,7 +442,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         if meter.steps_done >= st.next_log:
             st.next_log = (meter.steps_done // self.log_every + 1) * self.log_every
             meter.mark()
-            if self.verbose == 1:
+            if self.verbose == 1 and self._placement(st.loop).chief:
                 unit = "images" if meter.samples_known else "steps"
                 line = _text.format_progress_line(
                     st.name, meter.steps_done, step_time_s,
@@ -530,6 +575,7 @@ class ThroughputCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         loop = self._open_loop("fit")
+        efficiency.check_order(self, loop)
         self._train = self._start(loop, "train", steps_per_epoch=loop.param("steps"))
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -548,6 +594,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             return
         if self._train is not None:
             self._safely(self._train, self._epoch_done, self._train)
+        efficiency.epoch_end(self, fit, logs)  # FLOPs, epoch-log figures; never raises
         for st in fit.phases.values():
             if st.tb is not None:
                 self._safely(st, self._tb, st, "flush")

@@ -37,7 +37,8 @@ class Phase:
         "name", "loop", "meter", "spe", "steps_per_epoch", "begin_index", "batch_size",
         "read_count", "prev_count", "read_iterations", "prev_iterations", "tb",
         "global_step", "next_log", "read_by", "last_write", "progbar_open", "merging",
-        "broken", "stopper", "next_check", "next_event",
+        "broken", "stopper", "next_check", "next_event", "figures_step",
+        "memory",
     )
 
     def __init__(self, name, loop, meter, batch_size=None):
@@ -53,6 +54,9 @@ class Phase:
         # and the next progress line.
         self.stopper = None
         self.next_check = self.next_event = math.inf
+        # The TensorBoard step of the latest efficiency figures (`efficiency`).
+        self.figures_step = None
+        self.memory = None  # the phase's `PeakMemory` (`efficiency.begin`)
 
     def reader(self, variable, group):
         """A reader of ``variable`` for this backend: ``(reader, None)`` or ``(None, reason)``."""

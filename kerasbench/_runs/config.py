@@ -28,6 +28,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 #: tf.distribute strategies: none, one host with several devices, several hosts.
 STRATEGIES = ("none", "mirrored", "multi_worker")
 DATA_FORMATS = ("channels_last", "channels_first")
+BATCH_NORMS = ("keras", "fused")
 DEFAULT_STEPS = 100
 #: Bounds of an adaptive run (``target_precision``): measured steps and seconds.
 DEFAULT_MIN_STEPS = 20
@@ -41,6 +42,20 @@ Percentage = float
 #: Warmup steps when not given: tf_cnn_benchmarks' 10, or ``steps`` if fewer.
 DEFAULT_WARMUP_STEPS = 10
 _DEVICE_RE = re.compile(r"cpu|gpu(:\d+)?")
+
+
+def default_batch_norm(backend):
+    """The batch normalisation a run uses unless told: the faster one measured.
+
+    ``"fused"`` (TensorFlow's FusedBatchNormV3) on the TensorFlow backend:
+    ResNet-50 and InceptionV3 train 1.16-1.31x faster with it in fp32 and
+    1.3-1.9x in bf16, where it also removes two casts per layer, on this
+    project's 2-core CPUs (docs/performance.md); on GPUs it is cuDNN's kernel,
+    the one Keras 2 used by default. ``"keras"`` elsewhere: JAX's XLA fuses
+    Keras' operations itself, and PyTorch has no such kernel for
+    channels-last tensors.
+    """
+    return "fused" if backend == "tensorflow" else "keras"
 
 
 def _option(default, help, *, flag=None, sweep=None, choices=None, boolean=False):
@@ -94,12 +109,14 @@ class RunConfig:
         steps_per_execution: Steps per compiled call.
         seed: Seed of the synthetic images and labels.
         strategy: ``"none"``, or ``"mirrored"``: `tf.distribute.MirroredStrategy`
-            over ``num_devices`` devices of this host (GPUs; on a CPU, that
-            many logical CPU devices). ``batch_size`` is then per replica,
+            (TensorFlow) or `keras.distribution.DataParallel` (JAX) over
+            ``num_devices`` devices of this host (GPUs; on a CPU, that many
+            logical CPU devices). ``batch_size`` is then per replica,
             as in tf_cnn_benchmarks; the result gives the global batch.
-            ``"multi_worker"``: `MultiWorkerMirroredStrategy` with the cluster
-            of ``TF_CONFIG`` (start the same run on every worker; training
-            only; the chief reports).
+            ``"multi_worker"``: `MultiWorkerMirroredStrategy` (TensorFlow) or
+            `keras.distribution.DataParallel` over several processes (JAX)
+            with the cluster of ``TF_CONFIG`` (start the same run on every
+            worker; training only; the chief reports).
         num_devices: Replicas of the mirrored strategy (default: every GPU,
             or 1 on a CPU); must be ``None`` or 1 without a strategy. For
             multi_worker, the replicas of all workers (resolved).
@@ -107,6 +124,11 @@ class RunConfig:
             join (and for each collective) before ending with an error.
         count_flops: Count FLOPs per sample (the backend's own cost analysis)
             before the timed steps, for ``achieved_tflops`` and ``mfu``.
+        batch_norm: How batch normalisation runs: ``"keras"`` (Keras' own
+            layer) or ``"fused"`` (`kerasbench.FusedBatchNormalization`:
+            TensorFlow's fused kernel, same weights and outputs; TensorFlow
+            backend only). ``None``: the faster one measured
+            (`default_batch_norm`): fused on TensorFlow, Keras' elsewhere.
         backend: The Keras backend to run on (``"tensorflow"``, ``"jax"``,
             ``"torch"``); ``None``: this process's (``KERAS_BACKEND``). Another
             backend than this process's runs in a child process, since a
@@ -152,11 +174,13 @@ class RunConfig:
                                       choices=DATA_FORMATS)
     steps_per_execution: int = _option(1, "steps per compiled call")
     seed: int = _option(0, "seed of the synthetic data")
-    strategy: str = _option("none", "none; mirrored: tf.distribute.MirroredStrategy over "
-                            "--num-devices devices of one host (GPUs, or logical CPU "
-                            "devices on a CPU); multi_worker: MultiWorkerMirroredStrategy, "
-                            "cluster from TF_CONFIG (run on every worker); --batch-size is "
-                            "per replica", choices=STRATEGIES)
+    strategy: str = _option("none", "none; mirrored: tf.distribute.MirroredStrategy (JAX: "
+                            "keras.distribution.DataParallel) over --num-devices devices of "
+                            "one host (GPUs, or logical CPU devices on a CPU); multi_worker: "
+                            "MultiWorkerMirroredStrategy (JAX: DataParallel over several "
+                            "processes), cluster from TF_CONFIG (run on every worker); "
+                            "--batch-size is per replica",
+                            choices=STRATEGIES)
     num_devices: int | None = _option(None, "replicas of --strategy mirrored, like "
                                       "tf_cnn_benchmarks' --num_gpus (default: every GPU, "
                                       "or 1 on a CPU)")
@@ -164,6 +188,10 @@ class RunConfig:
                                        "worker to join before giving up with an error")
     count_flops: bool = _option(True, "count FLOPs per sample before the timed steps, for "
                                 "achieved TFLOP/s and MFU", boolean=True)
+    batch_norm: str | None = _option(None, "batch normalisation: keras (Keras' own layer) or "
+                                     "fused (TensorFlow's fused kernel, same weights and "
+                                     "outputs; TensorFlow only); default: fused on "
+                                     "TensorFlow", choices=BATCH_NORMS, sweep="batch_norms")
     backend: str | None = _option(None, "Keras backend: tensorflow, jax or torch (default: "
                                   "KERAS_BACKEND's; another one runs in a child process)",
                                   choices=BACKENDS, sweep="backends")
@@ -200,6 +228,8 @@ class RunConfig:
             "connect_timeout_s": v.number("connect_timeout_s", self.connect_timeout_s,
                                           positive=True),
             "count_flops": v.boolean("count_flops", self.count_flops),
+            "batch_norm": v.choice("batch_norm", self.batch_norm, BATCH_NORMS,
+                                   allow_none=True),
             "backend": v.choice("backend", self.backend, BACKENDS, allow_none=True),
         }
         if checked["warmup_steps"] is not None and checked["warmup_steps"] > checked["steps"]:
@@ -268,10 +298,14 @@ class RunConfig:
         """How many replicas run: 1 without a strategy; see ``num_devices``."""
         if self.strategy == "none":
             return 1
-        if backend != "tensorflow":
+        if backend not in ("tensorflow", "jax"):
             raise ValueError(
-                f"`strategy='{self.strategy}'` runs on tf.distribute, the TensorFlow "
-                f"backend's engine. Received: strategy='{self.strategy}', backend='{backend}'")
+                f"`strategy='{self.strategy}'` is not supported on the {backend} backend: "
+                "'mirrored' runs on tf.distribute.MirroredStrategy (TensorFlow) or "
+                "keras.distribution.DataParallel (JAX), 'multi_worker' on "
+                "tf.distribute.MultiWorkerMirroredStrategy (TensorFlow) or "
+                "keras.distribution.DataParallel over several processes (JAX). "
+                f"Received: strategy='{self.strategy}', backend='{backend}'")
         gpus = sum(1 for d in available if d.startswith("gpu"))
         if self.strategy == "multi_worker":
             from kerasbench._runs.distributed import cluster_size
@@ -308,6 +342,11 @@ class RunConfig:
         """
         image_size = self.check_model(info)
         self.check_device(device)
+        if self.batch_norm == "fused" and backend != "tensorflow":
+            raise ValueError(
+                "`batch_norm='fused'` runs TensorFlow's FusedBatchNormV3 kernel, on the "
+                "TensorFlow backend only (XLA fuses batch normalisation itself on JAX). "
+                f"Received: batch_norm='fused', backend={backend!r}")
         warmup = self.warmup_steps
         return self.replace(
             model=info.name, device=device, image_size=image_size, backend=backend,
@@ -315,6 +354,7 @@ class RunConfig:
             warmup_steps=min(DEFAULT_WARMUP_STEPS, self.steps) if warmup is None else warmup,
             jit_compile=backend == "jax" if self.jit_compile is None else self.jit_compile,
             optimizer=(self.optimizer or "sgd") if self.mode == "train" else None,
+            batch_norm=self.batch_norm or default_batch_norm(backend),
         )
 
     # -------------------------------------------------------- serialising

@@ -101,7 +101,9 @@ def _synthetic_model(keras, net, batch_size, image_shape, seed):
             )
 
         def call(self, x):
-            return keras.ops.cast(self.images, self.compute_dtype)
+            from kerasbench._runs.distributed import replica_images  # JAX: every replica's
+
+            return replica_images(keras, keras.ops.cast(self.images, self.compute_dtype))
 
         def compute_output_shape(self, input_shape):
             return (batch_size, *image_shape)
@@ -204,23 +206,11 @@ def current_backend():
 
 
 def _needs_logical_cpus(config):
-    """Whether a mirrored CPU run needs more logical CPU devices than this
-    process has (they can only be made before TensorFlow starts: in a worker)."""
-    if config.strategy != "mirrored" or (config.num_devices or 1) <= 1 or \
-            config.device not in (None, "cpu"):
-        return False
-    import tensorflow as tf
+    """Whether a mirrored CPU run needs more CPU devices than this process
+    has (they can only be made before the framework starts: in a worker)."""
+    from kerasbench._runs.distributed import cpus_missing
 
-    return len(tf.config.list_logical_devices("CPU")) < config.num_devices
-
-
-def make_logical_cpus(n):
-    """Splits the CPU into ``n`` logical devices (before TensorFlow starts)."""
-    import tensorflow as tf
-
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+    return cpus_missing(config, current_backend())
 
 
 def _run_elsewhere(requested, log_dir, verbose, machine):
@@ -294,12 +284,10 @@ class _Run:
 
         config = self.resolve()
         started = now()
-        stats, extra, params, flops = _measure(config, self.log_dir, self.verbose,
-                                               self.device_report)
+        stats, extra, params = _measure(config, self.log_dir, self.verbose,
+                                        self.device_report)
         report = self.device_report.to_dict()
-        figures = stats.to_dict()
-        figures.update(efficiency_figures(flops, stats.images_per_sec, report, config.device,
-                                          config.precision))
+        figures = stats.to_dict()  # FLOPs, achieved TFLOP/s and MFU by ThroughputCallback
         figures.update(replica_figures(config, stats.images_per_sec), **extra)
         return BenchmarkResult(
             config=config, requested=self.requested, stats=figures, params=params,
@@ -313,9 +301,10 @@ def _measure(config, log_dir, verbose, device_report):
     """Builds, compiles and runs ``config`` (resolved).
 
     Returns:
-        ``(stats, extra, params, flops)``: the `ThroughputResult`, figures to
-        add to it (multi-worker), the parameter count and the `FlopCount`
-        (``None`` when not counted), counted before the timed steps.
+        ``(stats, extra, params)``: the `ThroughputResult` (with FLOPs per
+        sample, achieved TFLOP/s and MFU, which `ThroughputCallback` counts
+        outside the timed steps), figures to add to it (multi-worker) and
+        the parameter count.
     """
     import keras
 
@@ -325,7 +314,6 @@ def _measure(config, log_dir, verbose, device_report):
         with _placement(keras, config):
             wrapped, net, shape = _build(keras, config)
             params = net.count_params()
-            flops = _count_flops(net, shape, config) if config.count_flops else None
             if verbose:
                 size = config.image_size
                 print(f"kerasbench: {config.model} {config.mode}, batch {config.batch_size}, "
@@ -335,8 +323,8 @@ def _measure(config, log_dir, verbose, device_report):
                       flush=True)
             if log_dir is not None:
                 device_report.write_tensorboard(log_dir)
-            stats, extra = _fit_or_predict(wrapped, config, log_dir, verbose)
-            return stats, extra, params, flops
+            stats, extra = _fit_or_predict(wrapped, config, log_dir, verbose, device_report)
+            return stats, extra, params
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -349,11 +337,9 @@ def _placement(keras, config):
         return distributed.strategy().scope()
     if config.strategy != "mirrored":
         return keras.device(config.device)
-    import tensorflow as tf
+    from kerasbench._runs.distributed import mirrored_scope
 
-    kind = "cpu" if config.device == "cpu" else "gpu"
-    devices = [f"/{kind}:{i}" for i in range(config.num_devices)]
-    return tf.distribute.MirroredStrategy(devices).scope()
+    return mirrored_scope(keras, config)  # tf.distribute, or keras.distribution on JAX
 
 
 def _build(keras, config):
@@ -363,6 +349,10 @@ def _build(keras, config):
 
     net = create_model(config.model, image_size=config.image_size,
                        num_classes=config.num_classes, data_format=config.data_format)
+    if config.batch_norm == "fused":
+        from kerasbench._layers import fuse_batch_norm
+
+        net, _ = fuse_batch_norm(net)
     layout = config.data_format or keras.config.image_data_format()
     size = config.image_size
     shape = (3, size, size) if layout == "channels_first" else (size, size, 3)
@@ -376,17 +366,6 @@ def _build(keras, config):
     return wrapped, net, shape
 
 
-def _count_flops(net, shape, config):
-    """FLOPs per sample of one step of ``config``, counted at its batch size."""
-    import numpy as np
-
-    from kerasbench._efficiency.flops import count_flops
-
-    batch = np.zeros((config.batch_size, *shape), dtype="float32")
-    return count_flops(net, batch, training_pass="train" if config.mode == "train"
-                       else "forward")
-
-
 def replica_figures(config, images_per_sec):
     """``replicas``, ``global_batch_size`` and ``images_per_sec_per_replica``
     of a mirrored run (``images_per_sec`` is global); empty otherwise."""
@@ -398,26 +377,15 @@ def replica_figures(config, images_per_sec):
             else images_per_sec / n}
 
 
-def efficiency_figures(flops, images_per_sec, device_report, device, precision):
-    """``flops_per_sample``, ``achieved_tflops``, ``peak_tflops``, ``mfu`` (and
-    how they were found) for a result's stats; empty when nothing was counted."""
-    from kerasbench._efficiency.figures import achieved_tflops, device_peak, mfu
-
-    if flops is None:
-        return {}
-    out = {"flops_per_sample": flops.flops_per_sample, "flops_method": flops.method}
-    if flops.note:
-        out["flops_note"] = flops.note
-    if flops.flops_per_sample is None or images_per_sec is None:
-        return out
-    achieved = achieved_tflops(flops.flops_per_sample, images_per_sec)
-    peak, estimate = device_peak(device_report, device, precision)
-    out.update(achieved_tflops=achieved, peak_tflops=peak, peak_is_estimate=estimate,
-               mfu=mfu(achieved, peak))
-    return out
+def _efficiency(config, device_report):
+    """`ThroughputCallback`'s efficiency arguments for ``config``: FLOPs
+    counted by the callback (on the synthetic-data model, whose images come
+    from a variable: the same FLOPs as the bare model) and the run's device
+    report for the peak."""
+    return {"count_flops": config.count_flops, "device_report": device_report}
 
 
-def _multi_worker(config, wrapped, batch, log_dir, verbose):
+def _multi_worker(config, wrapped, batch, log_dir, verbose, device_report):
     """A multi-worker training run; only the chief prints and writes TensorBoard."""
     from kerasbench._callback import ThroughputCallback
     from kerasbench._runs import distributed
@@ -425,9 +393,10 @@ def _multi_worker(config, wrapped, batch, log_dir, verbose):
     chief = distributed.is_chief(distributed.strategy())
     cb = ThroughputCallback(batch_size=batch, warmup_steps=config.warmup_steps,
                             log_dir=log_dir if chief else None, verbose=verbose if chief else 0,
-                            target_precision=config.target_precision)
+                            target_precision=config.target_precision,
+                            **_efficiency(config, device_report))
     stats = distributed.train(wrapped, config, cb)
-    extra = distributed.worker_figures(stats.images_per_sec, chief)
+    extra = distributed.worker_figures(stats, chief)
     if verbose and not chief:
         print(f"kerasbench (worker, not the chief): {stats.images_per_sec:.1f} images/sec "
               "on this worker's clock; the chief prints the summary", flush=True)
@@ -460,7 +429,7 @@ def _length_text(config):
             f"+/-{config.target_precision * 100:g}%{limit}")
 
 
-def _fit_or_predict(wrapped, config, log_dir, verbose):
+def _fit_or_predict(wrapped, config, log_dir, verbose, device_report):
     """Runs warmup + steps through `fit` (train) or `predict` (or the
     multi-worker loop); returns the stats and any figures to add to them."""
     import numpy as np
@@ -474,9 +443,10 @@ def _fit_or_predict(wrapped, config, log_dir, verbose):
     # Every synthetic batch is full: the count is known, no need to read it
     # from the device after each step.
     if config.strategy == "multi_worker":
-        return _multi_worker(config, wrapped, batch, log_dir, verbose)
+        return _multi_worker(config, wrapped, batch, log_dir, verbose, device_report)
     cb = ThroughputCallback(batch_size=batch, warmup_steps=config.warmup_steps,
-                            log_dir=log_dir, verbose=verbose, **stopping(config))
+                            log_dir=log_dir, verbose=verbose, **stopping(config),
+                            **_efficiency(config, device_report))
     if config.mode == "train":
         wrapped.fit(placeholder, labels, batch_size=batch, epochs=1, shuffle=False,
                     callbacks=[cb], verbose=0)

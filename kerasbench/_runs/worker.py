@@ -178,14 +178,19 @@ def _die_with_parent():
 
 
 def _start_multi_worker(config, answer_path):
-    """Joins the cluster of TF_CONFIG before anything else starts TensorFlow.
+    """Joins the cluster of TF_CONFIG before anything else starts the framework
+    (TensorFlow, or JAX's processes through `keras.distribution.initialize`).
 
     The answer for "the other workers never joined" is written first: if
     they have not joined after ``connect_timeout_s``, the join's watchdog
     ends this process and that answer stands.
     """
     from kerasbench._runs import distributed
+    from kerasbench._runs.reference import current_backend
 
+    backend = config.backend or current_backend()
+    if backend == "jax":
+        distributed.jax_cluster()  # a TF_CONFIG JAX cannot use fails here, clearly
     message = (f"RuntimeError: not every worker of TF_CONFIG's cluster joined within "
                f"{config.connect_timeout_s:g} s (connect_timeout_s): start the same run on "
                "every worker, and check that their addresses can be reached")
@@ -193,17 +198,18 @@ def _start_multi_worker(config, answer_path):
         _write_answer(answer_path, {"protocol": PROTOCOL, "status": "error",
                                     "error_type": "RuntimeError", "message": message,
                                     "result": _unjoined(config, message)})
-    distributed.start_strategy(config.connect_timeout_s)
+    distributed.start_strategy(config.connect_timeout_s, backend=backend, device=config.device)
     if answer_path is not None:
         os.remove(answer_path)  # joined: the real answer comes at the end
 
 
-def _unjoined(config, message):
+def _unjoined(config, message, error_type="RuntimeError"):
+    """The result (a dict) of a multi-worker run that could not join its cluster."""
     from kerasbench._results.result import BenchmarkResult
     from kerasbench._runs.reference import now, versions
 
     return BenchmarkResult(config=config, status="error", error=message,
-                           error_type="RuntimeError", versions=versions(),
+                           error_type=error_type, versions=versions(),
                            finished_at=now()).to_dict()
 
 
@@ -218,12 +224,19 @@ def run(message, answer_path=None):
         importlib.import_module(module)
     config = RunConfig.from_dict(message["config"])
     if config.strategy == "multi_worker":
-        _start_multi_worker(config, answer_path)
+        try:
+            _start_multi_worker(config, answer_path)
+        except ValueError as e:  # a cluster description that cannot be used
+            text = one_line(f"ValueError: {e}")
+            return {"protocol": PROTOCOL, "status": "error", "error_type": "ValueError",
+                    "message": text, "result": _unjoined(config, text, "ValueError")}
     if config.strategy == "mirrored" and (config.num_devices or 1) > 1 and \
             config.device in (None, "cpu"):
-        from kerasbench._runs.reference import make_logical_cpus
+        from kerasbench._runs.distributed import split_cpu
+        from kerasbench._runs.reference import current_backend
 
-        make_logical_cpus(config.num_devices)  # before anything starts TensorFlow
+        # Before anything starts the framework (TensorFlow, or JAX's XLA_FLAGS).
+        split_cpu(config.num_devices, config.backend or current_backend())
     report = None
     if message.get("device_report") is not None:
         from kerasbench._device import DeviceReport

@@ -95,6 +95,49 @@ def target_text(result):
             f"steps would reach it at this spread")
 
 
+def si(value, unit):
+    """``23.4 GFLOPs``: three significant digits and an SI prefix."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def efficiency_lines(result):
+    """The summary lines of FLOPs, achieved TFLOP/s and MFU, peak memory and
+    energy; none for figures that were not asked for.
+
+    e.g. ``FLOPs per image: 23.4 G (tensorflow-profiler); achieved 0.0123
+    TFLOP/s, MFU 7.4% of an estimated peak of 0.166 TFLOP/s``.
+    """
+    r, lines = result, []
+    if r.flops_method is not None:
+        if r.flops_per_sample is None:
+            lines.append(f"FLOPs: not counted ({r.flops_method}: {r.flops_note or 'unknown'})")
+        else:
+            text = (f"FLOPs per image: {si(r.flops_per_sample, 'FLOPs')} "
+                    f"({r.flops_method})")
+            if r.achieved_tflops is not None:
+                text += f"; achieved {r.achieved_tflops:.3g} TFLOP/s"
+                if r.mfu is not None:
+                    kind = "an estimated peak" if r.peak_is_estimate else "a peak"
+                    text += f", MFU {percent(r.mfu)} of {kind} of {r.peak_tflops:.3g} TFLOP/s"
+                else:
+                    text += ", MFU n/a (no peak for this device and precision)"
+            lines.append(text)
+    if r.peak_memory_bytes is not None:
+        lines.append(f"peak memory: {si(r.peak_memory_bytes, 'B')}"
+                     + (f" ({r.memory_kind})" if r.memory_kind else ""))
+    if r.energy_j is not None:
+        parts = [f"energy: {r.energy_j:.4g} J"]
+        if r.joules_per_image is not None:
+            parts.append(f"{r.joules_per_image:.3g} J/image")
+        if r.images_per_sec_per_watt is not None:
+            parts.append(f"{r.images_per_sec_per_watt:.3g} images/sec per watt")
+        lines.append(", ".join(parts) + (f" ({r.energy_source})" if r.energy_source else ""))
+    return lines
+
+
 def format_progress_line(phase, step, step_time_s, running=None, unit="images"):
     """One progress line.
 
@@ -144,6 +187,7 @@ def format_summary(result):
     ]
     if r.target_precision is not None:
         lines.append(target_text(r))
+    lines += efficiency_lines(r)
     lines += [f"note: {n}" for n in r.notes]
     lines.append(f"total {unit}/sec: {rate:.2f}")
     return "\n".join(lines)

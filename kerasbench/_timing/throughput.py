@@ -50,6 +50,21 @@ class ThroughputResult(StepStats):
         stop_reason: Why an adaptive run stopped (``"target"``,
             ``"max_steps"``, ``"max_time"``), or ``None`` when it was not
             stopped early.
+        flops_per_sample: FLOPs of one sample's pass (training step:
+            forward, backward and update; else forward), or ``None``.
+        flops_method: How they were found (``"tensorflow-profiler"``,
+            ``"xla-cost-analysis"``, ``"torch-flop-counter"``, ``"given"``),
+            ``None`` when not counted.
+        flops_note: What the count leaves out, or why there is none.
+        achieved_tflops: ``flops_per_sample * images_per_sec / 1e12``.
+        peak_tflops, peak_is_estimate: The device's peak at the precision in
+            use (the CPU's is an estimate), ``None`` when unknown.
+        mfu: Model FLOPs utilisation, ``achieved_tflops / peak_tflops``.
+        peak_memory_bytes, memory_kind: The phase's peak memory and what was
+            measured (see docs/efficiency.md), ``None`` when unknown.
+        energy_j, joules_per_image, images_per_sec_per_watt, energy_source,
+            energy_note: The phase's energy and how it was read, ``None``
+            when unknown.
     """
 
     phase: str
@@ -67,6 +82,20 @@ class ThroughputResult(StepStats):
     target_precision: float | None = None
     target_reached: bool | None = None
     stop_reason: str | None = None
+    flops_per_sample: float | None = None
+    flops_method: str | None = None
+    flops_note: str | None = None
+    achieved_tflops: float | None = None
+    peak_tflops: float | None = None
+    peak_is_estimate: bool | None = None
+    mfu: float | None = None
+    peak_memory_bytes: int | None = None
+    memory_kind: str | None = None
+    energy_j: float | None = None
+    joules_per_image: float | None = None
+    images_per_sec_per_watt: float | None = None
+    energy_source: str | None = None
+    energy_note: str | None = None
 
     @property
     def relative_half_width(self):
