@@ -29,7 +29,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 
 DEFAULT_RUNS = "resnet50:16,inception3:16,alexnet:32,vgg16:16"
 _TOTAL = re.compile(r"^total images/sec:\s*([0-9.]+)", re.MULTILINE)
@@ -76,19 +75,19 @@ def run_peer(script, model, batch, args):
 
 
 def run_kerasbench(model, batch, args):
-    with tempfile.TemporaryDirectory() as folder:
-        out = os.path.join(folder, "r.jsonl")
-        command = [sys.executable, "-m", "kerasbench", "run", model, "--batch-size",
-                   str(batch), "--steps", str(args.steps), "--warmup-steps",
-                   str(args.warmup_steps), "--precision", args.precision, "--device", "cpu",
-                   "--no-count-flops", "--quiet", "--out", out] + args.kerasbench_flags
-        done = subprocess.run(command, capture_output=True, text=True, env=environment())
-        rows = [json.loads(line) for line in open(out)] if os.path.exists(out) else []
-        results = [r for r in rows if r.get("kind") != "device_report"]
-        if done.returncode != 0 or not results or results[-1].get("status") != "ok":
-            tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
-            return None, f"kerasbench failed (exit {done.returncode}): {' | '.join(tail)}"
-        return results[-1]["stats"]["images_per_sec"], None
+    command = [sys.executable, "-m", "kerasbench", "run", model, "--batch-size", str(batch),
+               "--steps", str(args.steps), "--warmup-steps", str(args.warmup_steps),
+               "--precision", args.precision, "--device", "cpu", "--no-count-flops",
+               "--json"] + args.kerasbench_flags
+    done = subprocess.run(command, capture_output=True, text=True, env=environment())
+    try:
+        result = json.loads(done.stdout)
+    except ValueError:
+        result = {}
+    if done.returncode != 0 or result.get("status") != "ok":
+        tail = (done.stdout + done.stderr).strip().splitlines()[-3:]
+        return None, f"kerasbench failed (exit {done.returncode}): {' | '.join(tail)}"
+    return result["stats"]["images_per_sec"], None
 
 
 def main():

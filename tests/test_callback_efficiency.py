@@ -14,6 +14,8 @@ import csv
 import dataclasses
 import json
 import math
+import os
+import types
 import warnings
 
 import keras
@@ -22,6 +24,7 @@ import pytest
 
 import kerasbench
 from kerasbench._callback import efficiency
+from kerasbench._efficiency.energy import EnergySources
 from kerasbench._efficiency.flops import count_flops
 from kerasbench._timing.throughput import ThroughputResult
 
@@ -71,6 +74,13 @@ def test_fit_and_predict_count_flops_and_mfu_by_themselves():
     assert r.peak_tflops == peak and r.peak_is_estimate is estimate is True
     assert r.mfu == pytest.approx(r.achieved_tflops / peak)
     assert r.peak_memory_bytes > 0 and r.memory_kind == "host"  # read around the phase
+    assert r.energy_source == "rapl"  # the model runs on the CPU
+    if not os.path.isdir("/sys/class/powercap"):  # this VM: no RAPL, so unknown and why
+        assert (r.energy_j, r.joules_per_image, r.images_per_sec_per_watt) == (None,) * 3
+        assert r.energy_note == "/sys/class/powercap is absent (a virtual machine usually " \
+                                "hides it)"
+    else:  # a machine with RAPL: a figure, or the reason (root only since Linux 5.10)
+        assert (r.energy_j is None) == (r.energy_note is not None)
     model.predict(data()[0], batch_size=16, callbacks=[cb], verbose=0)
     p = cb.results["predict"]
     assert p.flops_per_sample == FORWARD and p.flops_method == METHODS[BACKEND]
@@ -291,3 +301,119 @@ def test_summary_lines():
     assert efficiency_lines(none) == ["FLOPs: not counted (tensorflow-profiler: no counter)"]
     off = dataclasses.replace(r, flops_method=None, flops_per_sample=None)
     assert efficiency_lines(off) == []
+
+
+# -------------------------------------------------------- energy, peak memory
+
+UJ = 1_000_000  # microjoules per joule
+
+
+class Burn(keras.callbacks.Callback):
+    """Drives a crafted powercap tree as a CPU would: each training step adds
+    3 J to package 0 and 2 J to package 1, each validation step 1 J to each,
+    and each epoch's end 7 J to package 0 (outside every measured step); the
+    core and psys domains move too, and must not count. Package 0 wraps at
+    50 J. During epoch 2's training it also holds 128 MiB for one step."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root, self.epoch = root, 0
+        self.uj = {"intel-rapl:0": 30 * UJ, "intel-rapl:1": 0, "intel-rapl:0:0": 0,
+                   "intel-rapl:2": 0}
+        self.top = {"intel-rapl:0": 50 * UJ}
+        for name, label in (("intel-rapl:0", "package-0"), ("intel-rapl:1", "package-1"),
+                            ("intel-rapl:0:0", "core"), ("intel-rapl:2", "psys")):
+            d = root / name
+            d.mkdir(parents=True)
+            (d / "name").write_text(label + "\n")
+            (d / "max_energy_range_uj").write_text(f"{self.top.get(name, 10**12)}\n")
+            self.add(name, 0)
+
+    def add(self, name, joules):
+        self.uj[name] = (self.uj[name] + joules * UJ) % self.top.get(name, 10**12)
+        (self.root / name / "energy_uj").write_text(f"{self.uj[name]}\n")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.add("intel-rapl:0", 3)
+        self.add("intel-rapl:1", 2)
+        self.add("intel-rapl:0:0", 100)
+        self.add("intel-rapl:2", 100)
+        if self.epoch == 1 and batch == 3:
+            block = np.ones(128 << 20, np.uint8)  # resident while it lives
+            assert block.sum() == 128 << 20
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.add("intel-rapl:0", 1)
+        self.add("intel-rapl:1", 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch = epoch + 1
+        self.add("intel-rapl:0", 7)
+
+
+def test_energy_and_peak_memory_over_a_real_fit_with_validation(tmp_path, capsys):
+    """Hand count: 80 samples, 20 % for validation, batch 8, 3 epochs: 8
+    training steps and 2 validation steps per epoch. Warmup 2: training
+    measures 24 - 2 = 22 steps (176 images) at 5 J each, 110 J, so 0.625
+    J/image and 1.6 images/sec per watt; validation measures epochs 2 and 3
+    (its first 2 steps are its warmup), 4 steps (32 images) at 2 J, 8 J. The
+    epoch ends' 7 J, the subdomains and psys, validation within training, and
+    package 0's wrap (inside epoch 1's measured steps) change nothing."""
+    burn = Burn(tmp_path / "powercap")
+    cb = kerasbench.ThroughputCallback(
+        warmup_steps=2, verbose=2, count_flops=False,
+        energy_sources=EnergySources(powercap_root=str(tmp_path / "powercap")))
+    x, y = data(80)
+    dense().fit(x, y, batch_size=8, epochs=3, validation_split=0.2, verbose=0,
+                callbacks=[cb, burn])
+    train, validation = cb.results["train"], cb.results["validation"]
+    assert (train.steps, train.samples, validation.steps, validation.samples) == \
+        (22, 176, 4, 32)
+    assert (train.energy_j, train.energy_source, train.energy_note) == \
+        (pytest.approx(110.0), "rapl", None)
+    assert train.joules_per_image == pytest.approx(110 / 176) == 0.625
+    assert train.images_per_sec_per_watt == pytest.approx(1.6)
+    assert validation.energy_j == pytest.approx(8.0)
+    assert validation.joules_per_image == pytest.approx(0.25)
+    assert train.to_dict()["energy_j"] == train.energy_j
+    out = capsys.readouterr()
+    assert "energy: 110 J, 0.625 J/image, 1.6 images/sec per watt (rapl)" in out.out + out.err
+
+    # Peak memory: training held 128 MiB more in epoch 2; validation's spans
+    # (epochs 1, 2 and 3) leave that training out.
+    assert train.memory_kind == validation.memory_kind == "host"
+    assert train.peak_memory_bytes - validation.peak_memory_bytes > 100 << 20
+
+
+def test_energy_follows_a_warmup_cut_to_half_the_phase(tmp_path):
+    burn = Burn(tmp_path / "powercap")
+    cb = kerasbench.ThroughputCallback(
+        warmup_steps=50, verbose=0, count_flops=False,
+        energy_sources=EnergySources(powercap_root=str(tmp_path / "powercap")))
+    fit(dense(), cb, burn, epochs=1)  # 8 steps: the warmup is cut to 4
+    r = cb.result
+    assert (r.steps, r.warmup_steps, r.samples) == (4, 4, 32)
+    assert r.energy_j == pytest.approx(20.0) and r.joules_per_image == pytest.approx(20 / 32)
+
+
+def test_energy_that_misses_measured_steps_is_unknown():
+    """A phase of unknown length shorter than twice its warmup is re-split
+    when it ends: the counter started later than its measured steps."""
+    def gap(first_step, steps=6, warmup=3, broken=False, stale=False):
+        energy = types.SimpleNamespace(first_step=first_step, stale=stale)
+        result = types.SimpleNamespace(steps=steps, warmup_steps=warmup)
+        return efficiency.energy_gap(types.SimpleNamespace(broken=broken), energy, result)
+
+    assert gap(3) is None
+    assert gap(10) == ("the energy counter started after step 10, but the measured steps "
+                       "start after step 3 (the warmup was shortened when the phase ended "
+                       "early)")
+    assert gap(None, steps=0) == "no measured steps"
+    assert gap(3, broken=True) == "measuring stopped early (see the notes)"
+    assert gap(3, stale=True).startswith("an exception ended the loop while the counter ran")
+
+
+def test_bad_energy_sources_are_refused():
+    with pytest.raises(ValueError, match=r"`energy_sources` must be .*EnergySources or None\. "
+                                         r"Received: energy_sources='/sys'"):
+        kerasbench.ThroughputCallback(energy_sources="/sys")

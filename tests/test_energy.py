@@ -109,6 +109,23 @@ def test_rapl_poll_keeps_two_wraps_apart(tmp_path):
     assert meter.stop().joules == pytest.approx(1940 / 1e6)
 
 
+def test_rapl_spans_with_a_wrap_inside_one(tmp_path):
+    root = tmp_path / "powercap"
+    p0 = domain(root, "intel-rapl:0", "package-0", 900, max_range=1000)
+    p1 = domain(root, "intel-rapl:1", "package-1", 0, max_range=1000)
+    meter = rapl(root)
+    meter.open()
+    set_energy(p0, 950)                      # before resume: not counted
+    meter.resume()
+    set_energy(p0, 30)                       # +80 uJ, through the wrap
+    set_energy(p1, 7)                        # +7 uJ
+    meter.pause()
+    set_energy(p0, 500)                      # paused: not counted
+    meter.resume()
+    set_energy(p0, 510)                      # +10 uJ
+    assert meter.stop().joules == pytest.approx(97 / 1e6)
+
+
 def test_rapl_absent_for_real_on_this_machine():
     reading = rapl("/sys/class/powercap")
     reading.start()
@@ -197,11 +214,35 @@ def nvml(fake, index=0, environ=None, platform="linux"):
 
 
 def test_nvml_energy_over_the_phase(tmp_path):
-    fake = FakeNvml()
+    fake = FakeNvml(energies_mj=(1_000_000, 1_100_000, 1_250_500))
     meter = nvml(fake)
     meter.start()
-    meter.poll()
-    assert meter.stop() == EnergyReading(250.5, "nvml", None)
+    meter.poll()  # 100 J so far
+    assert meter.stop() == EnergyReading(250.5, "nvml", None)  # + 150.5 J
+    assert fake.calls == ["init", ("handle", 0, None), "shutdown"]
+
+
+def test_nvml_spans_leave_out_the_paused_time():
+    # readings: open reads nothing; resume 1000, pause 1400 (+400 mJ),
+    # [the GPU burns 10 J while paused], resume 11400, stop 11500 (+100 mJ).
+    fake = FakeNvml(energies_mj=(1000, 1400, 11_400, 11_500))
+    meter = nvml(fake)
+    meter.open()
+    assert not meter.counting
+    meter.resume()
+    meter.resume()  # counting already: reads nothing
+    assert meter.counting
+    meter.pause()
+    meter.pause()   # paused already: reads nothing
+    meter.resume()
+    assert meter.stop() == EnergyReading(0.5, "nvml", None)
+
+
+def test_a_meter_opened_and_never_resumed_counted_nothing():
+    fake = FakeNvml(energies_mj=())
+    meter = nvml(fake)
+    meter.open()
+    assert meter.stop() == EnergyReading(0.0, "nvml", None)
     assert fake.calls == ["init", ("handle", 0, None), "shutdown"]
 
 

@@ -127,6 +127,12 @@ def test_same_configuration_weights_and_parameter_count_for_resnet50():
     twin = original.get_layer(layer.name)
     assert layer.get_config() == twin.get_config()
     assert not any(type(lyr) is FusedBatchNormalization for lyr in original.layers)
+    # The same outputs given the same weights, in training (batch statistics)
+    # and inference (moving statistics).
+    x = _images(n=4, shape=(32, 32, 3))
+    for training in (True, False):
+        a, b = np.asarray(original(x, training=training)), np.asarray(fused(x, training=training))
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(a).max())
 
 
 def test_saved_and_loaded(tmp_path):

@@ -206,6 +206,76 @@ def test_nested_phases_each_get_the_peak_of_their_whole_span(tmp_path):
     gpu.free(200)
 
 
+def test_a_phase_in_spans_leaves_out_what_happens_between_them(tmp_path):
+    """Validation of two epochs as two spans of one meter: the training peak
+    between them (2000) counts for training only."""
+    gpu = FakeAllocator()
+    src = sources(tmp_path, import_tensorflow=lambda: fake_tf(gpu))
+    train, validation = PeakMemory("tensorflow", "gpu:0", sources=src), \
+        PeakMemory("tensorflow", "gpu:0", sources=src)
+    train.start()
+    gpu.alloc(1000)
+    gpu.free(1000)
+    validation.start()          # epoch 1's validation
+    gpu.alloc(300)
+    gpu.free(300)
+    validation.pause()
+    validation.pause()          # paused already: nothing changes
+    gpu.alloc(2000)             # epoch 2's training
+    gpu.free(2000)
+    validation.resume()         # epoch 2's validation: the counter is reset again
+    gpu.alloc(400)
+    gpu.free(400)
+    validation.pause()
+    gpu.alloc(50)               # after the last validation, before fit's end
+    assert train.stop().peak_bytes == 2000
+    assert validation.stop() == MemoryReading(400, "device", "tensorflow.get_memory_info",
+                                              None)
+    assert gpu.resets == 3
+
+
+def test_jax_spans_say_when_one_span_may_predate(tmp_path):
+    gpu = FakeAllocator()
+    meter = PeakMemory("jax", "gpu:0", sources=sources(tmp_path, import_jax=lambda: fake_jax(gpu)))
+    meter.start()
+    gpu.alloc(500)              # a new peak within span 1
+    gpu.free(500)
+    meter.pause()
+    gpu.alloc(700)              # between the spans
+    gpu.free(700)
+    meter.resume()
+    gpu.alloc(600)              # span 2's peak is 600, hidden under 700
+    gpu.free(600)
+    reading = meter.stop()
+    assert reading.peak_bytes == 700  # an upper bound, said so
+    assert reading.note.startswith("JAX cannot reset its peak counter, and the peak predates")
+    meter.start()
+    gpu.alloc(800)
+    gpu.free(800)
+    meter.pause()
+    meter.resume()
+    gpu.alloc(900)
+    assert meter.stop() == MemoryReading(900, "device", "jax.memory_stats", None)
+
+
+def test_a_failure_while_pausing_becomes_a_note(tmp_path):
+    gpu = FakeAllocator()
+    tf = fake_tf(gpu)
+    meter = PeakMemory("tensorflow", "gpu:0",
+                       sources=sources(tmp_path, import_tensorflow=lambda: tf))
+    meter.start()
+
+    def lost(name):
+        raise RuntimeError("device lost")
+
+    tf.config.experimental.get_memory_info = lost
+    meter.pause()   # never raises
+    meter.resume()  # nothing left to resume
+    assert meter.stop() == MemoryReading(
+        None, "device", "tensorflow.get_memory_info",
+        "reading tensorflow.get_memory_info failed (RuntimeError: device lost)")
+
+
 def test_torch_gpu_index_and_reset(tmp_path):
     gpu = FakeAllocator()
     gpu.alloc(7000)

@@ -209,3 +209,28 @@ def test_csv_efficiency_columns_only_when_a_result_has_them(tmp_path):
     assert (second["mfu"], second["peak_memory_bytes"], second["memory_kind"]) == \
         ("0.31", "851443712", "host")
     assert (first["mfu"], first["energy_note"]) == ("", "")
+
+
+def test_every_efficiency_figure_of_a_result_reaches_the_csv_and_the_report(tmp_path):
+    """A result's stats as the callback writes them (`ThroughputResult.to_dict`)."""
+    from kerasbench._timing.throughput import ThroughputResult
+
+    figures = {"flops_per_sample": 8149.5, "achieved_tflops": 0.00037, "mfu": 0.00226,
+               "peak_memory_bytes": 786_432_000, "memory_kind": "host", "energy_j": 110.0,
+               "joules_per_image": 0.625, "images_per_sec_per_watt": 1.6}
+    import dataclasses
+
+    fields = {f.name: None for f in dataclasses.fields(ThroughputResult)}
+    stats = ThroughputResult.from_dict({**fields, "phase": "train", "step_times_s": [],
+                                        "notes": [], "images_per_sec": 800.0,
+                                        "energy_source": "rapl", **figures}).to_dict()
+    r = make()
+    r.stats.update(stats)
+    write_csv([r], tmp_path / "r.csv")
+    with open(tmp_path / "r.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert {key: row[key] for key in figures} == {key: str(v) for key, v in figures.items()}
+    assert row["energy_source"] == "rapl" and "energy_note" not in row  # no value: no column
+    text = markdown_tables([r])
+    assert "| achieved TFLOP/s | MFU | peak memory | J/image |" in text
+    assert "| ResNet-50 | 32 | 0.00037 | 0.2% | 750 MiB (host) | 0.62 |" in text

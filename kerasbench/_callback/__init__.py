@@ -11,8 +11,12 @@ used, on every backend.
   docs/backends.md.
 * `loops`: which loop a hook belongs to (threads, Keras' frames, loops an
   exception ended).
-* `efficiency`: FLOPs per sample, achieved TFLOP/s, MFU and peak memory of
-  each phase, and the figures added to Keras' epoch logs; docs/efficiency.md.
+* `stopping`: when to check ``stop_at_precision``.
+* `efficiency`: FLOPs per sample, achieved TFLOP/s, MFU, peak memory and
+  energy of each phase, and the figures added to Keras' epoch logs;
+  docs/efficiency.md.
+* `replicas`: the replicas and workers of a distributed loop, per-replica
+  figures, workers' results gathered; docs/distributed.md.
 
 It never stops training for a problem of its own: a hook that meets one (a
 counter that cannot be read, a failing event file, an unusable clock

@@ -30,7 +30,8 @@ _TB_WRITE_EVERY_S = 10.0
 _TB_MAX_PENDING = 30_000
 _ARGS = ("batch_size", "warmup_steps", "log_every", "log_dir", "verbose", "max_recorded_steps",
          "clock", "target_precision", "stop_at_precision", "min_steps", "max_steps",
-         "max_time_s", "flops_per_sample", "count_flops", "log_figures", "device_report")
+         "max_time_s", "flops_per_sample", "count_flops", "log_figures", "device_report",
+         "energy_sources")
 _ROUTES = ("_train", "_test", "_predict")
 
 logger = logging.getLogger("kerasbench")
@@ -46,6 +47,8 @@ def _step_hooks(route):
         st = getattr(self, route)
         if st is not None:
             try:
+                if st.energy is not None and st.energy.waiting and not st.meter.in_warmup:
+                    efficiency.energy_resume(st)  # before the clock: outside the step
                 st.meter.start(self.clock())
                 st.begin_index = batch
             except Exception as error:  # noqa: BLE001 -- never stop training
@@ -148,6 +151,11 @@ class ThroughputCallback(keras.callbacks.Callback):
         device_report: A `DeviceReport` (or its ``to_dict()``) to take the
             device's peak TFLOP/s from, for ``mfu``; default: collected once
             per process when first needed (about 40 ms without GPUs).
+        energy_sources: An `EnergySources`
+            (`kerasbench._efficiency.energy`) to read the energy counters
+            from (a powercap tree, an NVML library): default, the machine's.
+            Each result's ``energy_j`` covers its measured steps (see
+            docs/efficiency.md).
 
     Attributes:
         results: ``dict`` of `ThroughputResult` by phase (``"train"``,
@@ -191,6 +199,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         count_flops=True,
         log_figures=True,
         device_report=None,
+        energy_sources=None,
         **kwargs,
     ):
         super().__init__()
@@ -213,6 +222,7 @@ class ThroughputCallback(keras.callbacks.Callback):
          self.max_time_s) = stopping_arguments(target_precision, stop_at_precision,
                                                min_steps, max_steps, max_time_s)
         self._efficiency_arguments(flops_per_sample, count_flops, log_figures, device_report)
+        self._energy_sources = efficiency.energy_sources_argument(energy_sources)
         self.meters = {}
         self._results = {}
         self._writer = _tensorboard.default_writer(keras.backend.backend())
@@ -356,6 +366,7 @@ class ThroughputCallback(keras.callbacks.Callback):
     def _finish(self, st, stale=False):
         """Ends a phase: its last counts, its event file, its result and summary."""
         meter, kind = st.meter, st.loop.kind
+        efficiency.energy_pause(st, stale)  # never raises
         try:
             if st.broken or stale:
                 left = meter.discard_pending()
@@ -442,6 +453,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         if meter.steps_done >= st.next_log:
             st.next_log = (meter.steps_done // self.log_every + 1) * self.log_every
             meter.mark()
+            efficiency.energy_poll(st)  # a counter read every minute at most
             if self.verbose == 1 and self._placement(st.loop).chief:
                 unit = "images" if meter.samples_known else "steps"
                 line = _text.format_progress_line(
@@ -498,6 +510,7 @@ class ThroughputCallback(keras.callbacks.Callback):
         """Ends an epoch of the phase: its counts are settled, its clock paused."""
         self._settle(st, boundary=True)
         st.meter.pause()
+        efficiency.energy_pause(st)  # never raises
         st.progbar_open = st.merging = False
 
     def _to_tensorboard(self, st, duration, k, samples, running):
@@ -625,11 +638,15 @@ class ThroughputCallback(keras.callbacks.Callback):
         train = fit.phases.get("train")
         if train is not None and not train.broken:
             self._safely(train, self._settle, train, True)
+        if train is not None:
+            efficiency.energy_pause(train)  # validation is not training; never raises
         st = fit.phases.get("validation")
+        again = st is not None
         if st is None:
             iterator = getattr(fit.model, "_eval_epoch_iterator", None)
             st = self._start(fit, "validation",
                              steps_per_epoch=getattr(iterator, "num_batches", None))
+        efficiency.validation_begin(st, again)  # never raises
         if st is not None and not st.broken:
             st.prev_count = 0.0
             self._test = st
@@ -643,6 +660,7 @@ class ThroughputCallback(keras.callbacks.Callback):
             self._close_loop(owner)
         elif st is not None:
             self._safely(st, self._epoch_done, st)
+            efficiency.validation_end(st)  # never raises
 
     def on_predict_begin(self, logs=None):
         loop = self._open_loop("predict")

@@ -38,7 +38,7 @@ class Phase:
         "read_count", "prev_count", "read_iterations", "prev_iterations", "tb",
         "global_step", "next_log", "read_by", "last_write", "progbar_open", "merging",
         "broken", "stopper", "next_check", "next_event", "figures_step",
-        "memory",
+        "memory", "energy",
     )
 
     def __init__(self, name, loop, meter, batch_size=None):
@@ -57,6 +57,7 @@ class Phase:
         # The TensorBoard step of the latest efficiency figures (`efficiency`).
         self.figures_step = None
         self.memory = None  # the phase's `PeakMemory` (`efficiency.begin`)
+        self.energy = None  # the phase's `efficiency.PhaseEnergy` (`efficiency.begin`)
 
     def reader(self, variable, group):
         """A reader of ``variable`` for this backend: ``(reader, None)`` or ``(None, reason)``."""

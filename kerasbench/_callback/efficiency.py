@@ -1,6 +1,6 @@
 """The efficiency figures `ThroughputCallback` adds by itself: FLOPs per
 sample, achieved TFLOP/s and MFU, on each phase's result, in Keras' epoch
-logs and in TensorBoard.
+logs and in TensorBoard; and each phase's peak memory and energy.
 
 Everything here runs outside the timed steps: at an epoch's end (Keras has
 paused the loop; the phase's clock is paused too) or at a phase's end. FLOPs
@@ -11,12 +11,22 @@ model's input with the batch size seen; the device's peak comes from the
 device report's peak table (a GPU's datasheet, or the CPU estimate), looked
 up once per process. The formulas are in `kerasbench._efficiency.figures`.
 
+Peak memory (`kerasbench._efficiency.memory.PeakMemory`) covers a phase's
+whole span from its begin to its end; validation inside `fit` is read in
+spans, one per epoch's validation, so training between them never counts.
+Energy (`kerasbench._efficiency.energy.EnergyMeter`) covers the measured
+steps only: the counter is found when the phase begins, counts from the
+start of the first step after warmup, pauses at each epoch's end (for the
+training phase already when validation begins) and counts again at the next
+step's start, before that step's clock reading.
+
 Nothing here raises into training: `Efficiency` returns notes, and the
 callback's helpers below turn any error into one warning and a note.
 """
 
 from __future__ import annotations
 
+import time
 import weakref
 
 import keras
@@ -24,6 +34,7 @@ import numpy as np
 
 from kerasbench import _validate
 from kerasbench._efficiency import figures as _figures
+from kerasbench._efficiency.energy import EnergyMeter, EnergyReading, EnergySources
 from kerasbench._efficiency.flops import FlopCount, count_flops
 
 #: The pass each phase runs.
@@ -37,6 +48,10 @@ TB_TAGS = ("achieved_tflops", "mfu")
 #: Keras dtype policies' compute dtypes, as kerasbench names the precision.
 PRECISIONS = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 GIVEN = "given"
+#: Seconds between readings of a counting energy meter within an epoch: a
+#: RAPL counter wraps after about 262 kJ (22 minutes at 200 W), and one wrap
+#: between readings is undone, two are not.
+ENERGY_POLL_S = 60.0
 _NAN = float("nan")
 # DeviceReport.collect() once per process, by whether GPUs were probed (40 ms
 # on the development VM without GPUs; the driver probes add to it with them).
@@ -358,15 +373,154 @@ def to_tensorboard(st, achieved, mfu):
 
 
 def begin(cb, st):
-    """At a phase's begin, before its first step: starts its peak-memory reading."""
+    """At a phase's begin, before its first step: starts its peak-memory
+    reading and finds its energy counter (which counts from the first
+    measured step, see `energy_resume`)."""
     from kerasbench._efficiency.memory import PeakMemory
 
     try:
-        st.memory = PeakMemory(keras.backend.backend(), model_device(st.loop.model))
+        device = model_device(st.loop.model)
+        st.memory = PeakMemory(keras.backend.backend(), device)
         st.memory.start()  # never raises
+        st.energy = PhaseEnergy(device, cb._energy_sources)  # never raises
     except Exception as error:  # noqa: BLE001 -- never stop training
-        st.memory = None
+        st.memory = st.energy = None
         failed(cb, st, error)
+
+
+def validation_begin(validation, again):
+    """At the begin of a `fit`'s validation (``validation`` its phase, or
+    ``None``): its peak memory watches again when this is not its first
+    epoch (``again``). The training phase's energy paused just before."""
+    if again and validation is not None and not validation.broken \
+            and validation.memory is not None:
+        validation.memory.resume()  # never raises
+
+
+def validation_end(validation):
+    """At the end of a `fit`'s validation: its peak memory stops watching
+    until the next epoch's validation (its energy paused with the epoch)."""
+    if validation.memory is not None:
+        validation.memory.pause()  # never raises
+
+
+class PhaseEnergy:
+    """The energy meter of one phase and what the callback knows about it.
+
+    Args:
+        device: ``"cpu"``, ``"gpu:N"`` (from `model_device`), or ``None``.
+        sources: `EnergySources` for the meter, or ``None`` for the machine's.
+
+    Attributes:
+        meter: The `EnergyMeter` (opened: it counts from `energy_resume`),
+            or ``None`` when the device is unknown.
+        waiting: Whether the meter counts again at the next measured
+            step's start (False while counting, and when there is no counter).
+        first_step: The phase's steps done when the meter first counted
+            (the warmup, which the result's ``warmup_steps`` must equal).
+        poll_at: `time.monotonic` time of the next `poll` while counting.
+        note: Why there is no meter, or ``None``.
+        stale: Whether it was still counting when an exception ended the
+            loop (so it counted past the phase's last step).
+    """
+
+    def __init__(self, device, sources=None):
+        self.first_step, self.poll_at, self.note, self.meter = None, None, None, None
+        self.stale = False
+        if device is None:
+            self.note = "the model has no weights to tell its device by"
+        else:
+            kind, _, index = device.partition(":")
+            self.meter = EnergyMeter(kind, int(index or 0), sources=sources)
+            self.meter.open()  # never raises
+        self.waiting = self.meter is not None and self.meter.ready
+
+    def reading(self):
+        """The `EnergyReading` of the spans counted (the meter is closed)."""
+        if self.meter is None:
+            return EnergyReading(None, None, self.note)
+        return self.meter.stop()  # never raises
+
+
+def energy_resume(st):
+    """At a measured step's begin, before its clock reading: the phase's
+    energy counts from here (the callback calls it only when
+    ``st.energy.waiting``)."""
+    energy = st.energy
+    energy.waiting = False
+    if energy.first_step is None:
+        energy.first_step = st.meter.steps_done
+    energy.meter.resume()  # never raises
+    energy.poll_at = time.monotonic() + ENERGY_POLL_S
+
+
+def energy_pause(st, stale=False):
+    """At an epoch's end, validation's begin (the training phase) and the
+    phase's end: the phase's energy stops counting until its next measured
+    step. ``stale``: the phase ends late, after an exception ended its loop
+    (the counter ran on past its last step)."""
+    energy = st.energy
+    if energy is None:
+        return
+    energy.stale = energy.stale or (stale and energy.poll_at is not None)
+    if energy.poll_at is not None:
+        energy.meter.pause()  # never raises
+        energy.poll_at = None
+        energy.waiting = energy.meter.ready
+
+
+def energy_poll(st):
+    """Now and then within an epoch (the callback calls it at its progress
+    marks): reads a counting meter at least every `ENERGY_POLL_S` seconds."""
+    energy = st.energy
+    if energy is not None and energy.poll_at is not None and time.monotonic() >= energy.poll_at:
+        energy.meter.poll()  # never raises
+        energy.poll_at = time.monotonic() + ENERGY_POLL_S
+
+
+def energy_fields(st, result):
+    """The `ThroughputResult` fields of the phase's energy over its measured steps, read
+    when it ends, with ``joules_per_image`` and ``images_per_sec_per_watt``
+    (`kerasbench._efficiency.figures`); ``energy_j`` ``None`` and
+    ``energy_note`` saying why when unknown."""
+    energy, st.energy = st.energy, None
+    if energy is None:
+        return {}
+    reading = energy.reading()
+    joules, note = reading.joules, reading.note
+    if joules is not None:
+        why = energy_gap(st, energy, result)
+        if why is not None:
+            joules, note = None, why
+    return {"energy_j": joules,
+            "joules_per_image": _figures.joules_per_image(joules, result.samples),
+            "images_per_sec_per_watt": _figures.images_per_sec_per_watt(result.samples, joules),
+            "energy_source": reading.source, "energy_note": note}
+
+
+def energy_gap(st, energy, result):
+    """Why the energy read does not cover the result's measured steps
+    exactly, or ``None`` when it does."""
+    if not result.steps:
+        return "no measured steps"
+    if st.broken:
+        return "measuring stopped early (see the notes)"
+    if energy.stale:
+        return ("an exception ended the loop while the counter ran: it counted past the "
+                "last step")
+    if energy.first_step != result.warmup_steps:
+        return (f"the energy counter started after step {energy.first_step}, but the "
+                f"measured steps start after step {result.warmup_steps} (the warmup was "
+                "shortened when the phase ended early)")
+    return None
+
+
+def energy_sources_argument(value):
+    """Validates ``energy_sources``: ``None`` or an `EnergySources`."""
+    if value is None or isinstance(value, EnergySources):
+        return value
+    raise ValueError("`energy_sources` must be a kerasbench._efficiency.energy.EnergySources "
+                     f"or None. Received: energy_sources={value!r:.200}")
 
 
 def memory_fields(st):
@@ -385,6 +539,7 @@ def with_figures(cb, st, result):
     try:
         model = st.loop.model
         memory, memory_note = memory_fields(st)
+        energy = energy_fields(st, result)
         fields, note = cb._efficiency.figures(
             model, st.name, count_batch(model, samples_per_step(st)), result.images_per_sec)
     except Exception as error:  # noqa: BLE001 -- never stop training
@@ -392,7 +547,7 @@ def with_figures(cb, st, result):
         text = failure_text(error)
         return dataclasses.replace(result, notes=result.notes + (text,))
     notes = result.notes + tuple(n for n in (note, memory_note) if n)
-    return dataclasses.replace(result, notes=notes, **fields, **memory)
+    return dataclasses.replace(result, notes=notes, **fields, **memory, **energy)
 
 
 def failure_text(error):

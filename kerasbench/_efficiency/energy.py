@@ -13,8 +13,15 @@
   readings is undone, two are not, so a caller that may run longer than a
   wrap takes (minutes at full power) calls `EnergyMeter.poll` now and then.
 
-Nothing raises out of `EnergyMeter.start`, `poll` or `stop`: a counter that
-cannot be read gives ``joules=None`` and a note saying why.
+A meter counts over one span (`start` to `stop`) or over several:
+`open` finds the counter without counting, `resume` counts from now on,
+`pause` stops counting until the next `resume` (so `ThroughputCallback`
+counts a phase's measured steps only: not its warmup, the time between
+epochs, nor validation inside a training phase).
+
+Nothing raises out of `EnergyMeter.open`, `start`, `resume`, `pause`,
+`poll` or `stop`: a counter that cannot be read gives ``joules=None`` and a
+note saying why.
 """
 
 from __future__ import annotations
@@ -164,43 +171,116 @@ class EnergyMeter:
         self._source = "rapl" if self.device_kind == "cpu" else "nvml"
         self._counter, self._note = None, "start() was not called"
 
-    def start(self):
-        """Reads the counter at the start of the phase. Never raises."""
+    def open(self):
+        """Finds the counter (loads NVML, lists the RAPL domains) and reads
+        nothing: counting begins at `resume`. Never raises."""
         _close(self._counter)
         self._counter, self._note, counter = None, None, None
         s = self._sources
         try:
             counter = _Rapl(s.powercap_root, s.read_text) if self.device_kind == "cpu" else \
                 _Nvml(s.load_nvml, s.platform, s.environ, self.gpu_index)
-            counter.start()
             self._counter = counter
         except Exception as e:
             self._note = _note(e)
             _close(counter)
 
+    def start(self):
+        """Finds the counter and counts from now on (`open`, then `resume`).
+        Never raises."""
+        self.open()
+        self.resume()
+
+    def resume(self):
+        """Counts from now on (after `open` or `pause`); nothing while
+        counting already. Never raises."""
+        self._guard(lambda counter: counter.resume())
+
+    def pause(self):
+        """Folds in the energy so far and counts nothing until the next
+        `resume`. Never raises."""
+        self._guard(lambda counter: counter.pause())
+
     def poll(self):
         """Folds in the counter's progress so far (RAPL: so that it never
         wraps twice between readings). Never raises; a failure makes the
         phase's energy unknown."""
+        self._guard(lambda counter: counter.poll())
+
+    @property
+    def ready(self):
+        """Whether a counter was found (after `open` or `start`) and no
+        reading has failed since."""
+        return self._counter is not None
+
+    @property
+    def counting(self):
+        """Whether the meter counts now (between `resume` and `pause`)."""
+        return self._counter is not None and self._counter.counting
+
+    def _guard(self, operation):
         if self._counter is None:
             return
         try:
-            self._counter.poll()
+            operation(self._counter)
         except Exception as e:
             _close(self._counter)
             self._counter, self._note = None, _note(e)
 
     def stop(self):
-        """The phase's `EnergyReading`. Never raises."""
+        """The `EnergyReading` of every span counted since `open` (the one
+        running now included). Never raises."""
         counter, self._counter = self._counter, None
         if counter is None:
             return EnergyReading(None, self._source, self._note)
         try:
-            return EnergyReading(counter.stop(), self._source, None)
+            counter.pause()
+            return EnergyReading(counter.joules, self._source, None)
         except Exception as e:
             return EnergyReading(None, self._source, _note(e))
         finally:
             _close(counter)
+
+
+class _Counter:
+    """A cumulative energy counter read at the ends of counted spans.
+
+    Subclasses give ``read()`` (the counter now), ``delta(last, now)`` (the
+    energy between two readings, in the counter's unit), ``scale`` (joules
+    per unit) and ``close()``.
+    """
+
+    scale = 1.0
+
+    def __init__(self):
+        self._total = 0
+        self._last = None  # the reading at the start of the span counted now
+
+    @property
+    def counting(self):
+        return self._last is not None
+
+    @property
+    def joules(self):
+        """Energy of the spans counted so far, in joules."""
+        return self._total * self.scale
+
+    def resume(self):
+        if self._last is None:
+            self._last = self.read()
+
+    def poll(self):
+        if self._last is not None:
+            now = self.read()
+            self._total += self.delta(self._last, now)
+            self._last = now
+
+    def pause(self):
+        self.poll()
+        self._last = None
+
+    def close(self):
+        pass
 
 
 def _close(counter):
@@ -222,10 +302,13 @@ def _note(error):
 # ------------------------------------------------------------------- RAPL
 
 
-class _Rapl:
+class _Rapl(_Counter):
     """The package domains of the powercap tree, in microjoules."""
 
+    scale = 1e-6
+
     def __init__(self, root, read):
+        super().__init__()
         self._read = read
         if not os.path.isdir(root):
             raise _Unknown(f"{root} is absent (a virtual machine usually hides it)")
@@ -233,24 +316,15 @@ class _Rapl:
                          if _PACKAGE_DOMAIN.match(d) and self._is_package(os.path.join(root, d))]
         if not self._domains:
             raise _Unknown(f"{root} has no RAPL package domain (intel-rapl:N named package-N)")
-
-    def start(self):
         self._ranges = [self._uj(d, "max_energy_range_uj") for d in self._domains]
-        self._last = [self._uj(d, "energy_uj") for d in self._domains]
-        self._total_uj = 0
 
-    def poll(self):
-        now = [self._uj(d, "energy_uj") for d in self._domains]
-        for last, current, top in zip(self._last, now, self._ranges):
-            self._total_uj += current - last if current >= last else top - last + current
-        self._last = now
+    def read(self):
+        return [self._uj(d, "energy_uj") for d in self._domains]
 
-    def stop(self):
-        self.poll()
-        return self._total_uj / 1e6
-
-    def close(self):
-        pass
+    def delta(self, last, now):
+        """The sum over domains; a counter below its last reading wrapped once."""
+        return sum(b - a if b >= a else top - a + b
+                   for a, b, top in zip(last, now, self._ranges))
 
     def _is_package(self, domain):
         try:
@@ -298,10 +372,13 @@ def nvml_device(environ, index):
     return {"index": int(entry)} if entry.isdigit() else {"uuid": entry}
 
 
-class _Nvml:
+class _Nvml(_Counter):
     """NVML's total energy counter of one GPU, in millijoules."""
 
+    scale = 1e-3
+
     def __init__(self, load, platform, environ, index):
+        super().__init__()
         names = nvml_library_names(platform)
         if not names:
             raise _Unknown(f"NVML exists for Linux and Windows only, not {platform}")
@@ -336,22 +413,15 @@ class _Nvml:
             raise _Unknown(f"{what}: no permission ({words})")
         raise _Unknown(f"{what} failed: {words} ({code})")
 
-    def _read(self):
+    def read(self):
         code, value = self._api.total_energy_mj(self._handle)
         self._check(code, "nvmlDeviceGetTotalEnergyConsumption")
         return value
 
-    def start(self):
-        self._start = self._read()
-
-    def poll(self):
-        pass
-
-    def stop(self):
-        value = self._read()
-        if value < self._start:
+    def delta(self, last, now):
+        if now < last:
             raise _Unknown("the energy counter went backwards (the driver was reloaded)")
-        return (value - self._start) / 1e3
+        return now - last
 
     def close(self):
         if getattr(self, "_open", False):

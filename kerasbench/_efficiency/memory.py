@@ -17,9 +17,16 @@
 A counter that resets is shared by every phase of the process: when a phase
 starts inside another (validation inside a training phase), the peak reached
 so far is kept for the outer one before the reset, so each phase gets the
-peak of its own whole span. Nothing raises out of `PeakMemory.start` or
-`PeakMemory.stop`: a failure becomes a reading with ``peak_bytes=None`` and a
-note saying why.
+peak of its own whole span.
+
+A phase can also cover several spans: `PeakMemory.pause` keeps the peak so
+far and stops watching, `PeakMemory.resume` watches again (resetting the
+counter as `start` does), and `stop` gives the largest peak of the spans.
+`ThroughputCallback` reads validation that way: each epoch's validation is
+a span, so the training between them never counts toward validation's peak.
+
+Nothing raises out of `PeakMemory.start`, `pause`, `resume` or `stop`: a
+failure becomes a reading with ``peak_bytes=None`` and a note saying why.
 """
 
 from __future__ import annotations
@@ -165,8 +172,30 @@ class PeakMemory:
             self._failure = MemoryReading(None, reader.kind, reader.source,
                                           _why(f"reading {reader.source}", e))
 
+    def pause(self):
+        """Keeps the peak so far and stops watching until `resume`. Never raises."""
+        self._guarded("pause")
+
+    def resume(self):
+        """Watches again after `pause`, from a reset counter where it can be
+        reset. Never raises."""
+        self._guarded("resume")
+
+    def _guarded(self, operation):
+        reader = self._reader
+        if reader is None:
+            return
+        try:
+            getattr(reader, operation)()
+        except Exception as e:
+            self._reader = None
+            _forget(reader)
+            self._failure = MemoryReading(None, reader.kind, reader.source,
+                                          _why(f"reading {reader.source}", e))
+
     def stop(self):
-        """The phase's `MemoryReading`. Never raises."""
+        """The `MemoryReading` of the phase (the largest peak of its spans).
+        Never raises."""
         if self._failure is not None:
             return self._failure
         reader = self._reader
@@ -229,6 +258,8 @@ class _Unknown:
     def start(self):
         pass
 
+    pause = resume = start
+
     def stop(self):
         return MemoryReading(None, self.kind, None, self.note)
 
@@ -237,10 +268,13 @@ class _Resettable:
     """A peak counter that can be reset: subclasses give ``key``, ``kind``,
     ``source``, ``read()`` (the peak in bytes) and ``reset()``."""
 
-    note = None
-
     def start(self):
-        self.kept, self.baseline = 0, None
+        self.kept, self.note, self.upper_bound = 0, None, False
+        self.paused = False
+        self._enter()
+
+    def _enter(self):
+        self.baseline = None
         with _LOCK:
             peers = _OPEN.setdefault(self.key, weakref.WeakSet())
             if peers:  # keep the peak so far for the phases this one is inside
@@ -254,12 +288,34 @@ class _Resettable:
                 self.note = f"{_reset_failure(self.source, e)}; {PREDATES}"
             peers.add(self)
 
-    def stop(self):
+    def _leave(self):
+        """Folds the span's peak into ``kept``. Called under ``_LOCK``."""
+        peak = self.read()
+        # Without a reset, only a peak above the one at the span's start was
+        # reached within the span.
+        if self.baseline is not None and peak <= self.baseline:
+            self.upper_bound = True
+        self.kept = max(self.kept, peak)
+
+    def pause(self):
+        if self.paused:
+            return
         with _LOCK:
-            peak = max(self.kept, self.read())
-        # Without a reset, a peak above the one at the start was reached within the phase.
-        note = None if self.baseline is not None and peak > self.baseline else self.note
-        return MemoryReading(int(peak), self.kind, self.source, note)
+            self._leave()
+            _OPEN.get(self.key, set()).discard(self)
+        self.paused = True
+
+    def resume(self):
+        if self.paused:
+            self.paused = False
+            self._enter()
+
+    def stop(self):
+        if not self.paused:
+            with _LOCK:
+                self._leave()
+        return MemoryReading(int(self.kept), self.kind, self.source,
+                             self.note if self.upper_bound else None)
 
 
 class _TensorFlowGpu(_Resettable):
@@ -317,22 +373,45 @@ class _ProcHost(_Resettable):
 
 
 class _Baseline:
-    """A peak counter that cannot be reset: its value at the start tells
-    whether the phase reached a new peak. Subclasses give ``read()``."""
+    """A peak counter that cannot be reset: its value at a span's start tells
+    whether the span reached a new peak. Subclasses give ``read()``."""
 
     key = None
 
     def start(self):
+        self._peak, self._upper_bound, self._missing = None, False, False
+        self.paused = False
+        self._enter()
+
+    def _enter(self):
         self._before = self.read()
 
-    def stop(self):
+    def _leave(self):
         peak = self.read()
         if peak is None:
-            return MemoryReading(None, self.kind, self.source, self.missing)
-        note = None
+            self._missing = True
+            return
         if self._before is not None and peak <= self._before:
-            note = f"{self.cannot_reset}, and {PREDATES}"
-        return MemoryReading(peak, self.kind, self.source, note)
+            self._upper_bound = True
+        self._peak = peak if self._peak is None else max(self._peak, peak)
+
+    def pause(self):
+        if not self.paused:
+            self._leave()
+            self.paused = True
+
+    def resume(self):
+        if self.paused:
+            self.paused = False
+            self._enter()
+
+    def stop(self):
+        if not self.paused:
+            self._leave()
+        if self._missing or self._peak is None:
+            return MemoryReading(None, self.kind, self.source, self.missing)
+        note = f"{self.cannot_reset}, and {PREDATES}" if self._upper_bound else None
+        return MemoryReading(self._peak, self.kind, self.source, note)
 
 
 class _JaxGpu(_Baseline):

@@ -13,6 +13,7 @@ runs nothing and imports no framework; matplotlib loads only to draw.
 Modules, from the bottom up: ``result`` (the record), ``files`` (safe
 writes and reads), ``store`` (the file format), ``baselines``,
 ``formatting`` and ``selection`` (shared by the outputs), ``tables``,
+``efficiency`` (the efficiency figures in tables, comparisons and CSV),
 ``chart``, ``report``, ``export`` (CSV), ``compare``.
 """
 

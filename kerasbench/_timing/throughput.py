@@ -63,8 +63,11 @@ class ThroughputResult(StepStats):
         peak_memory_bytes, memory_kind: The phase's peak memory and what was
             measured (see docs/efficiency.md), ``None`` when unknown.
         energy_j, joules_per_image, images_per_sec_per_watt, energy_source,
-            energy_note: The phase's energy and how it was read, ``None``
-            when unknown.
+            energy_note: The energy of the measured steps (``energy_j``
+            joules; per image: ``energy_j / samples``; images/sec per watt:
+            ``samples / energy_j``), the counter (``"nvml"``, ``"rapl"``)
+            and why it is unknown (``energy_j`` ``None``); see
+            docs/efficiency.md.
     """
 
     phase: str
