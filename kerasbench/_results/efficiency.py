@@ -27,7 +27,7 @@ TABLE_COLUMNS = (("achieved_tflops", "achieved TFLOP/s"), ("mfu", "MFU"),
 #: CSV columns after the throughput figures, each present only when a result has it.
 CSV_COLUMNS = ("flops_per_sample", "flops_method", "flops_note", "achieved_tflops",
                "peak_tflops", "peak_is_estimate", "mfu", "peak_memory_bytes",
-               "memory_kind", "memory_source", "memory_note", "energy_j",
+               "memory_kind", "energy_j",
                "joules_per_image", "images_per_sec_per_watt", "energy_source",
                "energy_note")
 
