@@ -70,8 +70,11 @@ def test_reference_mirrored_on_jax_runs_in_a_worker_with_two_cpu_devices():
     script = ("import json, kerasbench\n"
               "r = kerasbench.reference('lenet', strategy='mirrored', num_devices=2, "
               "batch_size=4, steps=4, warmup_steps=1, image_size=32, num_classes=5, "
-              "device='cpu', count_flops=False, verbose=0)\n"
-              "print(json.dumps({'backend': r.config.backend, 'stats': r.stats}))\n")
+              "device='cpu', verbose=0)\n"
+              "one = kerasbench.reference('lenet', batch_size=4, steps=1, warmup_steps=1, "
+              "image_size=32, num_classes=5, device='cpu', verbose=0)\n"
+              "print(json.dumps({'backend': r.config.backend, 'stats': r.stats, "
+              "'one': one.stats['flops_per_sample']}))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=300, env=_jax_env())
     assert out.returncode == 0, out.stderr[-3000:]
@@ -81,6 +84,8 @@ def test_reference_mirrored_on_jax_runs_in_a_worker_with_two_cpu_devices():
     # 4 steps x 4 per replica x 2 replicas.
     assert (s["samples"], s["replicas"], s["global_batch_size"]) == (32, 2, 8)
     assert s["images_per_sec_per_replica"] == pytest.approx(s["images_per_sec"] / 2)
+    # FLOPs per image as on one device, not one device's share of the batch.
+    assert s["flops_per_sample"] == got["one"] > 0
 
 
 def test_split_cpu_on_jax_sets_xla_flags_once():
@@ -111,3 +116,44 @@ def test_mirrored_on_jax_resolves_like_tensorflow():
     config = kerasbench.RunConfig(model="lenet", strategy="mirrored", num_devices=2)
     resolved = config.resolve(info, "jax", "cpu")
     assert (resolved.num_devices, resolved.backend, resolved.jit_compile) == (2, "jax", True)
+
+
+FLOPS_UNDER_DATA_PARALLEL = textwrap.dedent("""
+    import json
+    import keras
+    import numpy as np
+
+    from kerasbench._efficiency.flops import count_flops
+    from kerasbench._runs.reference import _synthetic_model
+
+    def dense():
+        return keras.Sequential([keras.Input((100,)), keras.layers.Dense(10)])
+
+    x = np.zeros((8, 100), "float32")
+    alone = count_flops(dense(), x, training_pass="forward").flops_per_sample
+    distribution = keras.distribution.DataParallel(
+        devices=keras.distribution.list_devices("cpu"))
+    with distribution.scope():
+        under = count_flops(dense(), x, training_pass="forward").flops_per_sample
+        # reference()'s synthetic-images model splits its batch over the devices.
+        wrapped = _synthetic_model(keras, dense(), 8, (100,), 0)
+        split = count_flops(wrapped, np.zeros((8, 1), "float32"),
+                            training_pass="forward").flops_per_sample
+        still = keras.distribution.distribution() is distribution
+    print(json.dumps({"alone": alone, "under": under, "split": split, "still": still}))
+""")
+
+
+@pytest.mark.slow
+def test_flops_per_sample_under_data_parallel_count_the_whole_batch():
+    env = _jax_env()
+    split_cpu(2, "jax", env)
+    out = subprocess.run([sys.executable, "-c", FLOPS_UNDER_DATA_PARALLEL],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["alone"] == 2010  # 100 x 10 multiply-adds + 10 bias adds
+    # Not one device's share (1005): the whole batch, per sample.
+    assert got["under"] == got["alone"]
+    assert got["split"] == got["alone"]  # one image's count, however the batch is split
+    assert got["still"] is True  # the distribution was put back

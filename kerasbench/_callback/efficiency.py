@@ -221,13 +221,34 @@ def samples_per_step(st):
 
 def count_batch(model, samples_per_step):
     """The batch to count on: one replica's share of a step's samples (a
-    distribution strategy splits a step's batch), at least 1."""
+    distribution strategy splits a step's batch), at least 1.
+
+    tf.distribute: the strategy's replicas. `keras.distribution` (JAX): the
+    devices along the batch axis that this process feeds (its samples per
+    step cover those). Counting then runs on one replica's batch with no
+    distribution set (see `kerasbench._efficiency.flops`).
+    """
     batch = int(samples_per_step or 1)
     strategy = getattr(model, "distribute_strategy", None)
     replicas = getattr(strategy, "num_replicas_in_sync", 1) or 1
+    if keras.backend.backend() == "jax":
+        replicas = _local_jax_replicas()
     if replicas > 1 and batch % replicas == 0:
         batch //= replicas
     return max(1, batch)
+
+
+def _local_jax_replicas():
+    """Devices along the batch axis of the current `keras.distribution` that
+    this process feeds (1 without a distribution)."""
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return 1
+    import jax
+
+    from kerasbench._callback.replicas import jax_replicas
+
+    return max(1, jax_replicas(distribution) // max(1, jax.process_count()))
 
 
 def precision_of(model):

@@ -151,7 +151,16 @@ def _jax(model, inputs, train):
     else:
         def step(tv, ntv, x):
             return forward(tv, ntv, x, False)
-    analysis = jax.jit(step).lower(trainable, frozen, inputs).compile().cost_analysis()
+    # Under a keras.distribution the step is split along the batch and XLA's
+    # cost analysis counts one device's share; counting with none set
+    # (inputs unsharded, the replicated weights as they are) counts the
+    # whole batch. The distribution is put back before returning.
+    distribution = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        analysis = jax.jit(step).lower(trainable, frozen, inputs).compile().cost_analysis()
+    finally:
+        keras.distribution.set_distribution(distribution)
     if isinstance(analysis, (list, tuple)):  # older JAX: one dict per device
         analysis = analysis[0] if analysis else {}
     return (analysis or {}).get("flops"), None
