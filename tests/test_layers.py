@@ -117,6 +117,7 @@ def test_falls_back_to_keras_code_where_it_cannot_fuse():
 
 
 def test_same_configuration_weights_and_parameter_count_for_resnet50():
+    keras.utils.set_random_seed(3)
     original = kerasbench.create_model("resnet50", image_size=32, num_classes=10)
     fused, replaced = fuse_batch_norm(original)
     assert replaced == 53  # ResNet-50 v1: one after the stem, 52 in the blocks
@@ -127,12 +128,17 @@ def test_same_configuration_weights_and_parameter_count_for_resnet50():
     twin = original.get_layer(layer.name)
     assert layer.get_config() == twin.get_config()
     assert not any(type(lyr) is FusedBatchNormalization for lyr in original.layers)
-    # The same outputs given the same weights, in training (batch statistics)
-    # and inference (moving statistics).
+    # The same outputs given the same weights. Inference (moving statistics):
+    # float rounding only. Training (batch statistics): at 32x32 the last
+    # stage normalises 4 values per channel, and rounding differences grow
+    # through 53 such layers: measured up to 2.2e-3 of the largest logit over
+    # three seeds, so 1e-2 of it is the bound (a wrong variance or mean would
+    # be off by whole units).
     x = _images(n=4, shape=(32, 32, 3))
-    for training in (True, False):
-        a, b = np.asarray(original(x, training=training)), np.asarray(fused(x, training=training))
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * np.abs(a).max())
+    a, b = np.asarray(original(x, training=False)), np.asarray(fused(x, training=False))
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(a).max())
+    a, b = np.asarray(original(x, training=True)), np.asarray(fused(x, training=True))
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-2 * np.abs(a).max())
 
 
 def test_saved_and_loaded(tmp_path):

@@ -533,8 +533,10 @@ def test_cli_repeats_show_the_mean_and_the_ratio_interval(tmp_path, capsys):
     # Two tiny runs a side: Fieller's interval exists only when the baseline's
     # mean is clearly above zero (t_{0.975, 1} = 12.7), so it may be left out.
     row = re.search(r"^\| LeNet \| train \| 2 \| fp32 \| (.*) \|$", out, re.M).group(1)
+    # ... then each side's MFU (and achieved TFLOP/s).
     assert re.fullmatch(r"[\d.]+ \+/- [\d.>]+% \(2 runs\) \| [\d.]+ \+/- [\d.>]+% "
-                        r"\(2 runs\) \| [\d.]+x( \[[\d.]+, [\d.]+\]( n\.s\.)?)?", row)
+                        r"\(2 runs\) \| [\d.]+x( \[[\d.]+, [\d.]+\]( n\.s\.)?)?"
+                        r"( \| [\d.]+% \([\d.]+ TFLOP/s\)){2}", row), row
     assert "across them (the mean of the runs, Student's t)" in out
 
 
