@@ -52,8 +52,8 @@ def test_same_outputs_and_moving_statistics_as_keras(policy, precision):
     x = _images()
     tolerance = 1e-5 if precision == "float32" else 2e-2
     for training in (True, False):
-        a = np.float32(original(x, training=training))
-        b = np.float32(fused(x, training=training))
+        a = np.float32(keras.ops.convert_to_numpy(original(x, training=training)))
+        b = np.float32(keras.ops.convert_to_numpy(fused(x, training=training)))
         np.testing.assert_allclose(a, b, atol=tolerance * np.abs(a).max())
     # One training call each updated the moving statistics the same way
     # (the kernel's Bessel-corrected variance is undone).
